@@ -1,0 +1,74 @@
+namespace TunnelMesh.Net;
+
+/// <summary>Why a node dropped a datagram or packet. Counted per reason in the node's statistics.</summary>
+public enum DropReason
+{
+    /// <summary>A datagram too short or of the wrong exact length for its WireGuard message type.</summary>
+    MalformedMessage,
+
+    /// <summary>A datagram whose first byte is not a known WireGuard message type.</summary>
+    UnknownMessageType,
+
+    /// <summary>A handshake message whose mac1 is wrong.</summary>
+    InvalidMac1,
+
+    /// <summary>A handshake message without a valid mac2 while under load (answered with a cookie).</summary>
+    CookieRequired,
+
+    /// <summary>A handshake message that failed to decrypt or authenticate, or came from an unknown static key.</summary>
+    HandshakeFailed,
+
+    /// <summary>A handshake initiation whose timestamp is not newer than the last one accepted (replay).</summary>
+    HandshakeReplay,
+
+    /// <summary>A handshake message over the per-peer or per-source rate limit.</summary>
+    HandshakeRateLimited,
+
+    /// <summary>A cookie reply that did not match an outstanding handshake or failed to decrypt.</summary>
+    InvalidCookieReply,
+
+    /// <summary>A transport message for a receiver index with no current keypair.</summary>
+    UnknownReceiverIndex,
+
+    /// <summary>A transport message whose AEAD tag did not verify.</summary>
+    DecryptionFailed,
+
+    /// <summary>A transport message with a counter already seen or too old for the replay window.</summary>
+    Replay,
+
+    /// <summary>A transport message on a keypair past its reject-after time or message limit.</summary>
+    KeypairExpired,
+
+    /// <summary>A decrypted packet whose source address is outside the sending peer's allowed IPs.</summary>
+    SourceNotAllowed,
+
+    /// <summary>A decrypted payload that is not a valid IP packet.</summary>
+    MalformedPacket,
+
+    /// <summary>An IPv4 packet whose header checksum is wrong.</summary>
+    BadChecksum,
+
+    /// <summary>An IP packet not addressed to this node.</summary>
+    NotForThisNode,
+
+    /// <summary>An IP packet of a protocol the stack does not handle.</summary>
+    UnsupportedProtocol,
+
+    /// <summary>A fragment dropped by reassembly (limits, overlap, timeout).</summary>
+    Fragment,
+
+    /// <summary>A UDP datagram to a port nobody listens on.</summary>
+    PortUnreachable,
+
+    /// <summary>A packet dropped because the receiving socket's queue was full.</summary>
+    QueueFull,
+
+    /// <summary>An outgoing packet whose destination matches no peer's allowed IPs.</summary>
+    NoRoute,
+
+    /// <summary>An outgoing packet dropped while waiting for a handshake (queue full or handshake gave up).</summary>
+    NoSession,
+
+    /// <summary>A datagram the transport could not send.</summary>
+    SendFailed,
+}
