@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Sockets;
+using TunnelMesh.Net.Transport;
+using TunnelMesh.Net.WireGuard;
+
+namespace TunnelMesh.Net;
+
+/// <summary>Checks <see cref="MeshNodeOptions"/> at start and turns them into what the layers use.</summary>
+internal static class MeshNodeConfigValidator
+{
+    public const int MinMtu = 576;
+    public const int MaxMtu = 65535 - 60; // an IPv6/UDP/WireGuard-framed datagram must still fit
+
+    internal sealed record ValidatedConfig(NodePrivateKey PrivateKey, IPAddress Ipv4Address, int Mtu, IReadOnlyList<PeerConfig> Peers);
+
+    public static async Task<ValidatedConfig> ValidateAsync(MeshNodeOptions options, CancellationToken cancellationToken)
+    {
+        const string O = nameof(MeshNodeOptions);
+        var privateKey = options.PrivateKey
+            ?? throw new MeshConfigurationException($"{O}.{nameof(options.PrivateKey)}", "is required (generate one with NodePrivateKey.Generate() or 'wg genkey').");
+        if (options.ListenPort is < 0 or > 65535)
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.ListenPort)}", $"{options.ListenPort} is not a port number (0-65535; 0 picks one).");
+        }
+
+        if (options.ListenAddress is null)
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.ListenAddress)}", "is required.");
+        }
+
+        if (options.Mtu is < MinMtu or > MaxMtu)
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.Mtu)}", $"{options.Mtu} is outside {MinMtu}-{MaxMtu}.");
+        }
+
+        var ipv4 = options.Addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+            ?? throw new MeshConfigurationException($"{O}.{nameof(options.Addresses)}", "needs an IPv4 address (the node's address inside the mesh).");
+
+        var peers = new List<PeerConfig>();
+        var seen = new HashSet<NodePublicKey>();
+        for (int i = 0; i < options.Peers.Count; i++)
+        {
+            var p = options.Peers[i];
+            string name = $"{O}.{nameof(options.Peers)}[{i}]";
+            if (p is null)
+            {
+                throw new MeshConfigurationException(name, "is null.");
+            }
+
+            if (!p.PublicKey.IsSet)
+            {
+                throw new MeshConfigurationException($"{name}.{nameof(p.PublicKey)}", "is required.");
+            }
+
+            if (p.PublicKey == privateKey.PublicKey)
+            {
+                throw new MeshConfigurationException($"{name}.{nameof(p.PublicKey)}", "is this node's own key.");
+            }
+
+            if (!seen.Add(p.PublicKey))
+            {
+                throw new MeshConfigurationException($"{name}.{nameof(p.PublicKey)}", $"{p.PublicKey} appears twice.");
+            }
+
+            byte[] psk = new byte[32];
+            if (p.PresharedKey is not null && !KeyText.TryDecode(p.PresharedKey, psk))
+            {
+                throw new MeshConfigurationException($"{name}.{nameof(p.PresharedKey)}", "is not a base64 32-byte key (as 'wg genpsk' prints).");
+            }
+
+            if (p.PersistentKeepalive is { } keepalive && (keepalive < TimeSpan.FromSeconds(1) || keepalive > TimeSpan.FromSeconds(65535)))
+            {
+                throw new MeshConfigurationException($"{name}.{nameof(p.PersistentKeepalive)}", $"{keepalive} is outside 1 s to 65535 s.");
+            }
+
+            var endpoint = default(Endpoint);
+            if (p.Endpoint is not null)
+            {
+                endpoint = await ResolveAsync(p.Endpoint, $"{name}.{nameof(p.Endpoint)}", cancellationToken).ConfigureAwait(false);
+            }
+
+            peers.Add(new PeerConfig(p.PublicKey, psk, endpoint, p.AllowedIPs.ToArray(), p.PersistentKeepalive));
+        }
+
+        return new ValidatedConfig(privateKey, ipv4, options.Mtu, peers);
+    }
+
+    private static async Task<Endpoint> ResolveAsync(EndPoint endPoint, string option, CancellationToken cancellationToken)
+    {
+        switch (endPoint)
+        {
+            case IPEndPoint ip when ip.Port is > 0 and <= 65535:
+                return Endpoint.FromIPEndPoint(ip);
+            case DnsEndPoint dns when dns.Port is > 0 and <= 65535:
+                IPAddress[] addresses;
+                try
+                {
+                    addresses = await Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false);
+                }
+                catch (SocketException ex)
+                {
+                    throw new MeshConfigurationException(option, $"'{dns.Host}' could not be resolved: {ex.Message}");
+                }
+
+                var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
+                    ?? throw new MeshConfigurationException(option, $"'{dns.Host}' has no address.");
+                return Endpoint.FromIPEndPoint(new IPEndPoint(address, dns.Port));
+            default:
+                throw new MeshConfigurationException(option, $"'{endPoint}' is not an IP or DNS endpoint with a port 1-65535.");
+        }
+    }
+}

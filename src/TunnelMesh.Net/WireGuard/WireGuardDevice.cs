@@ -1,0 +1,675 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using TunnelMesh.Net.Stack;
+using TunnelMesh.Net.Transport;
+
+namespace TunnelMesh.Net.WireGuard;
+
+/// <summary>
+/// The WireGuard protocol engine of one node: peers, the receiver-index table, handshakes with
+/// mac1/mac2 and cookies, the allowed-IPs table, encryption of outgoing IP packets and decryption
+/// of incoming transport messages.
+/// </summary>
+/// <remarks>
+/// Datagrams arrive on the transport's receive thread (<see cref="OnDatagrams"/>); outgoing IP
+/// packets arrive from the stack on any thread (<see cref="SendPacket"/>); timers fire on the
+/// thread pool. Nothing here throws out to those callers: a bad datagram is dropped and counted.
+/// </remarks>
+internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
+{
+    private const int InitiationSize = 148;
+    private const int ResponseSize = 92;
+    private const int CookieReplySize = 64;
+    private const int TransportHeaderSize = 16;
+    private const int TransportMinSize = 32;
+
+    private readonly ConcurrentDictionary<NodePublicKey, WireGuardPeer> _peers = new();
+    private readonly ConcurrentDictionary<uint, IndexEntry> _indices = new();
+    private readonly AllowedIpsTable<WireGuardPeer> _allowedIps = new();
+    private readonly Lock _handshakeGate = new();
+    private readonly CookieChecker _cookieChecker;
+    private readonly HandshakeRateLimiter _rateLimiter;
+    private readonly Action<PacketBuffer> _inbound;
+    private readonly ILogger _logger;
+    private long _loadWindowStart;
+    private int _loadWindowCount;
+    private long _underLoadUntil = long.MinValue;
+    private int _disposed;
+
+    public WireGuardDevice(
+        NodePrivateKey privateKey,
+        IDatagramTransport transport,
+        Action<PacketBuffer> inbound,
+        PacketBufferPool pool,
+        DropCounters drops,
+        TimeProvider time,
+        ILogger logger)
+    {
+        Identity = new LocalIdentity(privateKey);
+        Transport = transport;
+        _inbound = inbound;
+        Pool = pool;
+        Drops = drops;
+        Time = time;
+        _logger = logger;
+        _cookieChecker = new CookieChecker(Identity, time);
+        _rateLimiter = new HandshakeRateLimiter(time);
+        _loadWindowStart = time.GetTimestamp();
+    }
+
+    /// <summary>
+    /// Handshake messages per second above which the device is "under load": it then answers
+    /// initiations and responses without a valid mac2 with a cookie reply instead of doing the DH.
+    /// </summary>
+    internal int UnderLoadThreshold { get; set; } = 128;
+
+    internal LocalIdentity Identity { get; }
+
+    internal IDatagramTransport Transport { get; }
+
+    internal PacketBufferPool Pool { get; }
+
+    internal DropCounters Drops { get; }
+
+    internal TimeProvider Time { get; }
+
+    /// <summary>Handshake initiations and responses sent and received, for statistics.</summary>
+    internal long HandshakeMessagesReceived;
+
+    public IEnumerable<WireGuardPeer> Peers => _peers.Values;
+
+    public WireGuardPeer? FindPeer(NodePublicKey key) => _peers.GetValueOrDefault(key);
+
+    /// <summary>Adds a peer (or replaces one with the same key) and its allowed IPs.</summary>
+    public WireGuardPeer AddPeer(PeerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        RemovePeer(config.PublicKey);
+        var peer = new WireGuardPeer(this, config);
+        Span<byte> address = stackalloc byte[16];
+        foreach (var network in config.AllowedIps)
+        {
+            network.BaseAddress.TryWriteBytes(address, out int n);
+            _allowedIps.Insert(address[..n], network.PrefixLength, peer);
+        }
+
+        _peers[config.PublicKey] = peer;
+        peer.Start();
+        return peer;
+    }
+
+    /// <summary>Removes a peer, its allowed IPs and its sessions.</summary>
+    public bool RemovePeer(NodePublicKey key)
+    {
+        if (!_peers.TryRemove(key, out var peer))
+        {
+            return false;
+        }
+
+        _allowedIps.RemoveAll(peer);
+        peer.Dispose();
+        foreach (var (index, entry) in _indices)
+        {
+            if (entry.Peer == peer)
+            {
+                _indices.TryRemove(index, out _);
+            }
+        }
+
+        return true;
+    }
+
+    // ------------------------------------------------------------------ outgoing
+
+    /// <summary>Routes an outgoing IP packet by its destination to a peer and sends it (takes ownership).</summary>
+    public void SendPacket(PacketBuffer ipPacket)
+    {
+        var peer = RouteOutbound(ipPacket.Span);
+        if (peer is null)
+        {
+            Drops.Increment(DropReason.NoRoute);
+            ipPacket.Return();
+            return;
+        }
+
+        peer.SendPacket(ipPacket);
+    }
+
+    private WireGuardPeer? RouteOutbound(ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length >= 20 && packet[0] >> 4 == 4)
+        {
+            return _allowedIps.Lookup(packet.Slice(16, 4));
+        }
+
+        if (packet.Length >= 40 && packet[0] >> 4 == 6)
+        {
+            return _allowedIps.Lookup(packet.Slice(24, 16));
+        }
+
+        return null;
+    }
+
+    /// <summary>Sends a handshake initiation to the peer (rate-limited to one per REKEY_TIMEOUT unless retrying).</summary>
+    internal void InitiateHandshake(WireGuardPeer peer, bool isRetry)
+    {
+        var endpoint = peer.Endpoint;
+        if (!endpoint.IsSet || Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var message = Pool.Rent();
+        try
+        {
+            long now = Time.GetTimestamp();
+            lock (_handshakeGate)
+            {
+                if (!isRetry && peer.LastSentHandshake != long.MinValue
+                    && Time.GetElapsedTime(peer.LastSentHandshake, now) < WireGuardTimers.RekeyTimeout)
+                {
+                    return;
+                }
+
+                peer.LastSentHandshake = now;
+                RemovePendingIndex(peer);
+                uint index = AllocateIndex(new IndexEntry(peer, null));
+                var span = message.Available[..InitiationSize];
+                peer.Handshake.CreateInitiation(span, index, Tai64N.FromDateTimeOffset(Time.GetUtcNow()));
+                peer.Cookies.AddMacs(span);
+                message.Length = InitiationSize;
+            }
+
+            message.Endpoint = endpoint;
+            Transport.Send(new ReadOnlySpan<PacketBuffer>(ref message));
+            Log.HandshakeInitiated(_logger, peer.PublicKey, isRetry);
+        }
+        finally
+        {
+            message.Return();
+        }
+
+        peer.OnHandshakeInitiated();
+        peer.OnAuthenticatedPacketTraversal();
+    }
+
+    // ------------------------------------------------------------------ incoming
+
+    /// <inheritdoc/>
+    public void OnDatagrams(ReadOnlySpan<PacketBuffer> batch)
+    {
+        foreach (var datagram in batch)
+        {
+            bool handedOff = false;
+            try
+            {
+                handedOff = HandleDatagram(datagram);
+            }
+#pragma warning disable CA1031 // a receive loop must survive anything a datagram does to it
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Drops.Increment(DropReason.MalformedMessage);
+                Log.DatagramFailed(_logger, datagram.Endpoint.ToString(), ex);
+            }
+            finally
+            {
+                if (!handedOff)
+                {
+                    datagram.Return();
+                }
+            }
+        }
+    }
+
+    // Returns true when the buffer's ownership passed on (to the stack).
+    private bool HandleDatagram(PacketBuffer datagram)
+    {
+        var span = datagram.Span;
+        if (span.Length < 4)
+        {
+            Drops.Increment(DropReason.MalformedMessage);
+            return false;
+        }
+
+        // Type in the first byte, then three reserved zero bytes (read as one little-endian word).
+        uint type = BinaryPrimitives.ReadUInt32LittleEndian(span);
+        switch (type)
+        {
+            case 4:
+                if (span.Length < TransportMinSize)
+                {
+                    Drops.Increment(DropReason.MalformedMessage);
+                    return false;
+                }
+
+                return HandleTransport(datagram);
+            case 1:
+                if (span.Length != InitiationSize)
+                {
+                    Drops.Increment(DropReason.MalformedMessage);
+                    return false;
+                }
+
+                HandleInitiation(datagram);
+                return false;
+            case 2:
+                if (span.Length != ResponseSize)
+                {
+                    Drops.Increment(DropReason.MalformedMessage);
+                    return false;
+                }
+
+                HandleResponse(datagram);
+                return false;
+            case 3:
+                if (span.Length != CookieReplySize)
+                {
+                    Drops.Increment(DropReason.MalformedMessage);
+                    return false;
+                }
+
+                HandleCookieReply(datagram);
+                return false;
+            default:
+                Drops.Increment(DropReason.UnknownMessageType);
+                return false;
+        }
+    }
+
+    private bool HandleTransport(PacketBuffer datagram)
+    {
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Span[4..]);
+        if (!_indices.TryGetValue(receiver, out var entry) || entry.Keypair is not { } keypair)
+        {
+            Drops.Increment(DropReason.UnknownReceiverIndex);
+            return false;
+        }
+
+        var peer = entry.Peer;
+        if (Time.GetElapsedTime(keypair.CreatedTimestamp) >= WireGuardTimers.RejectAfterTime)
+        {
+            Drops.Increment(DropReason.KeypairExpired);
+            return false;
+        }
+
+        OpenResult result;
+        lock (peer.ReceiveLock)
+        {
+            // The keypair may have been retired (and disposed) since the lookup.
+            if (!_indices.TryGetValue(receiver, out var again) || !ReferenceEquals(again.Keypair, keypair))
+            {
+                Drops.Increment(DropReason.UnknownReceiverIndex);
+                return false;
+            }
+
+            result = keypair.TryOpen(datagram);
+        }
+
+        switch (result)
+        {
+            case OpenResult.Ok:
+                break;
+            case OpenResult.Replay:
+                Drops.Increment(DropReason.Replay);
+                return false;
+            case OpenResult.Expired:
+                Drops.Increment(DropReason.KeypairExpired);
+                return false;
+            default:
+                Drops.Increment(DropReason.DecryptionFailed);
+                return false;
+        }
+
+        peer.SetEndpoint(datagram.Endpoint);
+        peer.AddRx(datagram.Length + TransportMinSize);
+        var (promoted, wantRekey) = peer.OnReceivedWith(keypair);
+        peer.OnAuthenticatedPacketReceived();
+        if (promoted)
+        {
+            // The responder's session is confirmed: the handshake is complete on this side.
+            peer.RecordHandshakeComplete();
+            peer.FlushStaged();
+        }
+
+        if (wantRekey)
+        {
+            InitiateHandshake(peer, isRetry: false);
+        }
+
+        if (datagram.Length == 0)
+        {
+            return false; // keepalive
+        }
+
+        peer.OnDataReceived();
+        var packet = datagram.Span;
+        WireGuardPeer? allowed = null;
+        if (packet[0] >> 4 == 4 && packet.Length >= 20)
+        {
+            allowed = _allowedIps.Lookup(packet.Slice(12, 4));
+        }
+        else if (packet[0] >> 4 == 6 && packet.Length >= 40)
+        {
+            allowed = _allowedIps.Lookup(packet.Slice(8, 16));
+        }
+        else
+        {
+            Drops.Increment(DropReason.MalformedPacket);
+            return false;
+        }
+
+        if (!ReferenceEquals(allowed, peer))
+        {
+            Drops.Increment(DropReason.SourceNotAllowed);
+            return false;
+        }
+
+        _inbound(datagram);
+        return true;
+    }
+
+    private void HandleInitiation(PacketBuffer datagram)
+    {
+        var message = datagram.Span;
+        Interlocked.Increment(ref HandshakeMessagesReceived);
+        if (!_cookieChecker.CheckMac1(message))
+        {
+            Drops.Increment(DropReason.InvalidMac1);
+            return;
+        }
+
+        if (!PassesLoadCheck(datagram, senderIndex: BinaryPrimitives.ReadUInt32LittleEndian(message[4..])))
+        {
+            return;
+        }
+
+        WireGuardPeer? peer = null;
+        bool flooded = false;
+        uint? ourPendingIndex = null;
+        var response = Pool.Rent();
+        try
+        {
+            long now = Time.GetTimestamp();
+            lock (_handshakeGate)
+            {
+                var result = NoiseHandshake.ConsumeInitiation(Identity, message, key =>
+                {
+                    var candidate = FindPeer(key);
+                    if (candidate is null)
+                    {
+                        return null;
+                    }
+
+                    if (candidate.LastInitiationConsumed != long.MinValue
+                        && Time.GetElapsedTime(candidate.LastInitiationConsumed, now) < WireGuardTimers.HandshakeInitiationRate)
+                    {
+                        flooded = true;
+                        return null;
+                    }
+
+                    peer = candidate;
+                    if (candidate.Handshake.State == HandshakeState.InitiationCreated)
+                    {
+                        ourPendingIndex = candidate.Handshake.LocalIndex;
+                    }
+
+                    return candidate.Handshake;
+                }, out _);
+
+                if (result != HandshakeResult.Ok || peer is null)
+                {
+                    Drops.Increment(result switch
+                    {
+                        HandshakeResult.Replay => DropReason.HandshakeReplay,
+                        HandshakeResult.UnknownPeer when flooded => DropReason.HandshakeRateLimited,
+                        _ => DropReason.HandshakeFailed,
+                    });
+                    return;
+                }
+
+                peer.LastInitiationConsumed = now;
+                if (ourPendingIndex is { } pending && _indices.TryGetValue(pending, out var stale) && stale.Keypair is null)
+                {
+                    // Their initiation replaced ours in the handshake state: ours can no longer be answered.
+                    _indices.TryRemove(pending, out _);
+                }
+
+                var entry = new IndexEntry(peer, null);
+                uint index = AllocateIndex(entry);
+                var span = response.Available[..ResponseSize];
+                peer.Handshake.CreateResponse(span, index);
+                peer.Cookies.AddMacs(span);
+                response.Length = ResponseSize;
+                var keypair = peer.Handshake.DeriveKeypair(now);
+                _indices[index] = entry with { Keypair = keypair };
+                peer.InstallResponderKeypair(keypair);
+            }
+
+            peer.SetEndpoint(datagram.Endpoint);
+            response.Endpoint = datagram.Endpoint;
+            Transport.Send(new ReadOnlySpan<PacketBuffer>(ref response));
+            Log.HandshakeAnswered(_logger, peer.PublicKey);
+        }
+        finally
+        {
+            response.Return();
+        }
+
+        peer.OnAuthenticatedPacketTraversal();
+    }
+
+    private void HandleResponse(PacketBuffer datagram)
+    {
+        var message = datagram.Span;
+        Interlocked.Increment(ref HandshakeMessagesReceived);
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[8..]);
+        if (!_indices.TryGetValue(receiver, out var entry) || entry.Keypair is not null)
+        {
+            Drops.Increment(DropReason.UnknownReceiverIndex);
+            return;
+        }
+
+        if (!_cookieChecker.CheckMac1(message))
+        {
+            Drops.Increment(DropReason.InvalidMac1);
+            return;
+        }
+
+        if (!PassesLoadCheck(datagram, senderIndex: BinaryPrimitives.ReadUInt32LittleEndian(message[4..])))
+        {
+            return;
+        }
+
+        var peer = entry.Peer;
+        lock (_handshakeGate)
+        {
+            var handshake = peer.Handshake;
+            if (handshake.State != HandshakeState.InitiationCreated || handshake.LocalIndex != receiver)
+            {
+                Drops.Increment(DropReason.HandshakeFailed);
+                return;
+            }
+
+            if (handshake.ConsumeResponse(message) != HandshakeResult.Ok)
+            {
+                Drops.Increment(DropReason.HandshakeFailed);
+                return;
+            }
+
+            var keypair = handshake.DeriveKeypair(Time.GetTimestamp());
+            _indices[receiver] = entry with { Keypair = keypair };
+            peer.InstallInitiatorKeypair(keypair);
+        }
+
+        peer.SetEndpoint(datagram.Endpoint);
+        peer.OnHandshakeComplete();
+        peer.OnAuthenticatedPacketReceived();
+        Log.HandshakeComplete(_logger, peer.PublicKey);
+
+        // Confirm the session to the responder: staged packets, or a keepalive.
+        peer.FlushStaged(keepaliveIfEmpty: true);
+    }
+
+    private void HandleCookieReply(PacketBuffer datagram)
+    {
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Span[4..]);
+        if (!_indices.TryGetValue(receiver, out var entry) || !entry.Peer.Cookies.ConsumeReply(datagram.Span))
+        {
+            Drops.Increment(DropReason.InvalidCookieReply);
+        }
+    }
+
+    // Under load, a handshake message must carry a valid mac2 (else we answer with a cookie) and
+    // its source must be within the per-source rate.
+    private bool PassesLoadCheck(PacketBuffer datagram, uint senderIndex)
+    {
+        if (!UnderLoad())
+        {
+            return true;
+        }
+
+        if (!_cookieChecker.CheckMac2(datagram.Span, datagram.Endpoint))
+        {
+            Drops.Increment(DropReason.CookieRequired);
+            var reply = Pool.Rent();
+            try
+            {
+                var span = reply.Available[..CookieReplySize];
+                _cookieChecker.CreateReply(span, datagram.Span, senderIndex, datagram.Endpoint);
+                reply.Length = CookieReplySize;
+                reply.Endpoint = datagram.Endpoint;
+                Transport.Send(new ReadOnlySpan<PacketBuffer>(ref reply));
+            }
+            finally
+            {
+                reply.Return();
+            }
+
+            return false;
+        }
+
+        if (!_rateLimiter.Allow(datagram.Endpoint))
+        {
+            Drops.Increment(DropReason.HandshakeRateLimited);
+            return false;
+        }
+
+        return true;
+    }
+
+    // Counts handshake messages per one-second window; over the threshold, the device is under
+    // load for the next second (like wireguard-go's handshake-queue test, without a queue).
+    private bool UnderLoad()
+    {
+        long now = Time.GetTimestamp();
+        if (Time.GetElapsedTime(_loadWindowStart, now) >= TimeSpan.FromSeconds(1))
+        {
+            _loadWindowStart = now;
+            _loadWindowCount = 0;
+        }
+
+        if (++_loadWindowCount > UnderLoadThreshold)
+        {
+            _underLoadUntil = now + Time.TimestampFrequency;
+        }
+
+        return now < _underLoadUntil;
+    }
+
+    // ------------------------------------------------------------------ index table and keypairs
+
+    private uint AllocateIndex(IndexEntry entry)
+    {
+        Span<byte> random = stackalloc byte[4];
+        while (true)
+        {
+            RandomNumberGenerator.Fill(random);
+            uint index = BinaryPrimitives.ReadUInt32LittleEndian(random);
+            if (_indices.TryAdd(index, entry))
+            {
+                return index;
+            }
+        }
+    }
+
+    // Under the handshake gate: forget the index of an unanswered initiation of ours.
+    private void RemovePendingIndex(WireGuardPeer peer)
+    {
+        var handshake = peer.Handshake;
+        if (handshake.State is HandshakeState.InitiationCreated
+            && _indices.TryGetValue(handshake.LocalIndex, out var entry) && entry.Peer == peer && entry.Keypair is null)
+        {
+            _indices.TryRemove(handshake.LocalIndex, out _);
+        }
+    }
+
+    /// <summary>Removes a keypair from the index table and zeroes it (caller holds the peer's keypair locks).</summary>
+    internal void RetireKeypair(Keypair? keypair)
+    {
+        if (keypair is null)
+        {
+            return;
+        }
+
+        if (_indices.TryGetValue(keypair.LocalIndex, out var entry) && ReferenceEquals(entry.Keypair, keypair))
+        {
+            _indices.TryRemove(keypair.LocalIndex, out _);
+        }
+
+        keypair.Dispose();
+    }
+
+    internal void ClearHandshake(WireGuardPeer peer)
+    {
+        lock (_handshakeGate)
+        {
+            RemovePendingIndex(peer);
+            peer.Handshake.Clear();
+        }
+    }
+
+    internal void OnHandshakeGaveUp(WireGuardPeer peer) => Log.HandshakeGaveUp(_logger, peer.PublicKey, WireGuardTimers.RekeyAttemptTime.TotalSeconds);
+
+    /// <summary>Runs timer work for a peer; logs instead of letting an exception escape to the pool.</summary>
+    internal void Guard(WireGuardPeer peer, Action<WireGuardPeer> action)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            action(peer);
+        }
+#pragma warning disable CA1031 // timer callbacks must not crash the process
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.TimerFailed(_logger, peer.PublicKey, ex);
+        }
+    }
+
+    /// <summary>Number of live receiver indices (for tests and statistics).</summary>
+    internal int IndexCount => _indices.Count;
+
+    /// <summary>Stops all peers' timers and forgets all keys. The transport is the caller's.</summary>
+    public void Shutdown()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var key in _peers.Keys)
+        {
+            RemovePeer(key);
+        }
+    }
+
+    private sealed record IndexEntry(WireGuardPeer Peer, Keypair? Keypair);
+}
