@@ -1,0 +1,130 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using TunnelMesh.Net.Tests.Support;
+
+namespace TunnelMesh.Net.Tests.Interop;
+
+/// <summary>
+/// A MeshNode and a real wireguard-go are each other's peer. wireguard-go's TUN sits in a network
+/// namespace made by the test, so the Linux kernel's own ping and UDP sockets are the far end.
+/// </summary>
+[Collection(nameof(InteropCollection))]
+public sealed class WireGuardGoInteropTests
+{
+    private static readonly IPAddress NodeIp = IPAddress.Parse("100.64.0.1");
+    private static readonly IPAddress KernelIp = IPAddress.Parse("100.64.0.2");
+
+    private static async Task<MeshNode> StartNodeAsync(NodePrivateKey key, WireGuardGo wg, int? wgPort)
+    {
+        var options = new MeshNodeOptions { PrivateKey = key, ListenAddress = IPAddress.Loopback };
+        options.Addresses.Add(NodeIp);
+        var peer = new MeshPeerOptions { PublicKey = NodePublicKey.Parse(wg.PublicKey) };
+        peer.AllowedIPs.Add(new IPNetwork(KernelIp, 32));
+        if (wgPort is { } p)
+        {
+            peer.Endpoint = new IPEndPoint(IPAddress.Loopback, p);
+        }
+
+        options.Peers.Add(peer);
+        var node = new MeshNode(options);
+        await node.StartAsync();
+        return node;
+    }
+
+    private static async Task KernelPingsNodeAsync(NetNamespace ns, int count = 3)
+    {
+        var ping = await ns.ExecAsync("ping", ["-c", count.ToString(), "-W", "3", "-i", "0.2", NodeIp.ToString()], TimeSpan.FromSeconds(30));
+        Assert.True(ping.Stdout.Contains($"{count} received", StringComparison.Ordinal), $"kernel ping through wireguard-go failed:\n{ping.All}");
+    }
+
+    [ExternalFact("wireguard-go", "wg", "ip", "unshare", "nsenter", "ping")]
+    public async Task Wireguard_go_initiates_kernel_ping_gets_replies_and_session_survives_restart()
+    {
+        await using var ns = await NetNamespace.CreateAsync();
+        await using var wg = await WireGuardGo.CreateAsync();
+        var key = NodePrivateKey.Generate();
+        await using var node = await StartNodeAsync(key, wg, wgPort: null);
+        string[] peerArgs = ["peer", key.PublicKey.ToString(), "endpoint", $"127.0.0.1:{node.ListenPort}", "allowed-ips", $"{NodeIp}/32"];
+        await wg.StartAsync(ns, $"{KernelIp}/24", peerArgs);
+
+        // wireguard-go initiates (our node learned no endpoint yet); the kernel's ping gets replies.
+        await KernelPingsNodeAsync(ns);
+        var stats = node.GetStatistics().Peers.Single();
+        Assert.True(stats.Handshakes >= 1, "the node saw no completed handshake");
+        Assert.NotNull(stats.Endpoint); // learned by roaming from the authenticated initiation
+
+        // And back: the node pings the kernel through the same session.
+        var rtt = await node.PingAsync(KernelIp, TimeSpan.FromSeconds(5));
+        Assert.True(rtt >= TimeSpan.Zero);
+
+        // wireguard-go restarts with no memory of the session: a new handshake brings it back.
+        await wg.StopAsync();
+        await wg.StartAsync(ns, $"{KernelIp}/24", peerArgs);
+        await KernelPingsNodeAsync(ns);
+        await node.PingAsync(KernelIp, TimeSpan.FromSeconds(5));
+        Assert.True(node.GetStatistics().Peers.Single().Handshakes >= 2, "no second handshake after the restart");
+    }
+
+    [ExternalFact("wireguard-go", "wg", "ip", "unshare", "nsenter", "ping")]
+    public async Task Node_initiates_and_udp_datagrams_cross_both_ways_with_the_kernel()
+    {
+        await using var ns = await NetNamespace.CreateAsync();
+        await using var wg = await WireGuardGo.CreateAsync();
+        var key = NodePrivateKey.Generate();
+
+        // wireguard-go first (so its port is known), then the node with that endpoint: the node initiates.
+        await wg.StartAsync(ns, $"{KernelIp}/24", "peer", key.PublicKey.ToString(), "allowed-ips", $"{NodeIp}/32");
+        await using var node = await StartNodeAsync(key, wg, wg.ListenPort);
+        var rtt = await node.PingAsync(KernelIp, TimeSpan.FromSeconds(10));
+        Assert.True(rtt >= TimeSpan.Zero);
+        // wireguard-go accepted our initiation: it reports a handshake time for our key.
+        var handshakes = (await wg.ShowAsync("latest-handshakes")).Split('\t', '\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(key.PublicKey.ToString(), handshakes[0]);
+        Assert.NotEqual("0", handshakes[1]);
+
+        // A kernel UDP socket inside the namespace, on the TUN's address.
+        using var kernel = ns.CreateSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        kernel.Bind(new IPEndPoint(KernelIp, 0));
+        var kernelEndPoint = (IPEndPoint)kernel.LocalEndPoint!;
+        await using var socket = node.ListenUdp(7000);
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        for (int i = 0; i < 20; i++)
+        {
+            // node -> kernel
+            var payload = Encoding.ASCII.GetBytes($"to-kernel-{i}-" + new string('x', i * 50));
+            await socket.SendToAsync(payload, kernelEndPoint, timeout.Token);
+            var buffer = new byte[2048];
+            var from = new IPEndPoint(IPAddress.Any, 0);
+            var received = await kernel.ReceiveFromAsync(buffer, SocketFlags.None, from, timeout.Token);
+            Assert.Equal(payload, buffer[..received.ReceivedBytes]);
+            Assert.Equal(new IPEndPoint(NodeIp, 7000), received.RemoteEndPoint);
+
+            // kernel -> node
+            var reply = Encoding.ASCII.GetBytes($"to-node-{i}-" + new string('y', i * 60));
+            await kernel.SendToAsync(reply, SocketFlags.None, new IPEndPoint(NodeIp, 7000), timeout.Token);
+            var back = new byte[2048];
+            var r = await socket.ReceiveFromAsync(back, timeout.Token);
+            Assert.Equal(reply, back[..r.ReceivedBytes]);
+            Assert.Equal(kernelEndPoint, r.RemoteEndPoint);
+        }
+
+        // Large datagrams: the kernel fragments at the TUN's MTU (1420), our stack reassembles.
+        var big = new byte[4000];
+        Random.Shared.NextBytes(big);
+        await kernel.SendToAsync(big, SocketFlags.None, new IPEndPoint(NodeIp, 7000), timeout.Token);
+        var bigBack = new byte[8192];
+        var rb = await socket.ReceiveFromAsync(bigBack, timeout.Token);
+        Assert.Equal(big, bigBack[..rb.ReceivedBytes]);
+
+        var stats = node.GetStatistics();
+        Assert.Equal(0, stats.DropsFor(DropReason.DecryptionFailed));
+        Assert.Equal(0, stats.DropsFor(DropReason.SourceNotAllowed));
+    }
+}
+
+[CollectionDefinition(nameof(InteropCollection), DisableParallelization = true)]
+public sealed class InteropCollection
+{
+}
