@@ -81,6 +81,12 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
     public IEnumerable<WireGuardPeer> Peers => _peers.Values;
 
+    /// <summary>Raised (on the receive thread) when a handshake completes on either side.</summary>
+    internal event Action<WireGuardPeer>? HandshakeCompleted;
+
+    /// <summary>Raised (on the receive thread) for every authenticated transport message, with its plaintext length (0 = keepalive).</summary>
+    internal event Action<WireGuardPeer, int>? TransportReceived;
+
     public WireGuardPeer? FindPeer(NodePublicKey key) => _peers.GetValueOrDefault(key);
 
     /// <summary>Adds a peer (or replaces one with the same key) and its allowed IPs.</summary>
@@ -332,8 +338,11 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         {
             // The responder's session is confirmed: the handshake is complete on this side.
             peer.RecordHandshakeComplete();
+            HandshakeCompleted?.Invoke(peer);
             peer.FlushStaged();
         }
+
+        TransportReceived?.Invoke(peer, datagram.Length);
 
         if (wantRekey)
         {
@@ -509,6 +518,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         peer.OnHandshakeComplete();
         peer.OnAuthenticatedPacketReceived();
         Log.HandshakeComplete(_logger, peer.PublicKey);
+        HandshakeCompleted?.Invoke(peer);
 
         // Confirm the session to the responder: staged packets, or a keepalive.
         peer.FlushStaged(keepaliveIfEmpty: true);

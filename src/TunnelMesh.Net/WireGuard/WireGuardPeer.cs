@@ -188,9 +188,10 @@ internal sealed class WireGuardPeer
         lock (SendLock)
         {
             stagedEmpty = _staged.Count == 0;
-            if (stagedEmpty && !_disposed)
+            if (stagedEmpty && !_disposed && !TrySealAndSend(packet, out wantHandshake))
             {
-                TrySealAndSend(packet, out wantHandshake);
+                // No session: a keepalive is not worth staging, but it asks for one (as wireguard-go does).
+                wantHandshake = true;
             }
         }
 

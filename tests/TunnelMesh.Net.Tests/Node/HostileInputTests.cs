@@ -1,0 +1,180 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
+using TunnelMesh.Net.Tests.Support;
+using TunnelMesh.Net.Transport;
+using TunnelMesh.Net.WireGuard;
+
+namespace TunnelMesh.Net.Tests.Node;
+
+/// <summary>Floods and garbage at a node's UDP port: everything is dropped and counted, the session survives.</summary>
+public sealed class HostileInputTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task A_handshake_flood_is_answered_with_cookies_while_the_session_keeps_working()
+    {
+        await using var pair = await NodePair.StartAsync();
+        pair.B.Device.UnderLoadThreshold = 20;
+        await pair.A.PingAsync(NodePair.IpB, Limit);
+
+        // The attacker knows B's public key (so mac1 is right) but is not one of B's peers.
+        var attacker = new LocalIdentity(NodePrivateKey.Generate());
+        var handshake = new NoiseHandshake(attacker, pair.B.PublicKey, new byte[32]);
+        var cookies = new CookieGenerator(pair.B.PublicKey, TimeProvider.System);
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var target = new IPEndPoint(IPAddress.Loopback, pair.B.ListenPort);
+
+        long cookieReplies = 0;
+        byte[]? lastReply = null;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var receiver = Task.Run(async () =>
+        {
+            var buffer = new byte[256];
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    int n = await socket.ReceiveAsync(buffer, SocketFlags.None, stop.Token);
+                    if (n == 64 && buffer[0] == 3)
+                    {
+                        Interlocked.Increment(ref cookieReplies);
+                        Volatile.Write(ref lastReply, buffer[..n]);
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        });
+
+        const int Rounds = 10, PerRound = 200;
+        var message = new byte[148];
+        for (int round = 0; round < Rounds; round++)
+        {
+            for (int i = 0; i < PerRound; i++)
+            {
+                handshake.CreateInitiation(message, (uint)(round * PerRound + i), Tai64N.FromDateTimeOffset(DateTimeOffset.UtcNow.AddTicks(round * PerRound + i)));
+                cookies.AddMacs(message);
+                socket.SendTo(message, target);
+            }
+
+            // The established session keeps working in the middle of the flood.
+            await pair.A.PingAsync(NodePair.IpB, Limit);
+        }
+
+        // Every flood message is accounted for: refused for want of a cookie, or (below the load
+        // threshold) fully processed and refused as from an unknown key.
+        await TaskTimeouts.Until(
+            () => pair.B.Drops.Get(DropReason.CookieRequired) + pair.B.Drops.Get(DropReason.HandshakeFailed) == Rounds * PerRound,
+            Limit, "B accounting for every flood message");
+        Assert.True(pair.B.Drops.Get(DropReason.CookieRequired) > Rounds * PerRound / 2, "most of the flood should have been answered with cookies");
+        await TaskTimeouts.Until(() => Interlocked.Read(ref cookieReplies) > 0, Limit, "a cookie reply at the attacker");
+
+        // The cookie is real: with it, the attacker's next initiation passes mac2 (so it is no longer
+        // refused for want of a cookie; it fails later, as from an unknown key, or is rate-limited).
+        Assert.True(cookies.ConsumeReply(Volatile.Read(ref lastReply)!), "the cookie reply did not decrypt");
+        long cookieRequired = pair.B.Drops.Get(DropReason.CookieRequired);
+        long later = pair.B.Drops.Get(DropReason.HandshakeFailed) + pair.B.Drops.Get(DropReason.HandshakeRateLimited);
+        handshake.CreateInitiation(message, 99999, Tai64N.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(1)));
+        cookies.AddMacs(message);
+        socket.SendTo(message, target);
+        await TaskTimeouts.Until(
+            () => pair.B.Drops.Get(DropReason.HandshakeFailed) + pair.B.Drops.Get(DropReason.HandshakeRateLimited) == later + 1,
+            Limit, "the cookie-bearing initiation reaching the handshake stage");
+        Assert.Equal(cookieRequired, pair.B.Drops.Get(DropReason.CookieRequired));
+
+        await pair.A.PingAsync(NodePair.IpB, Limit);
+        Assert.Equal(1, pair.A.GetStatistics().Peers.Single().Handshakes);
+        stop.Cancel();
+        await receiver;
+    }
+
+    [Fact]
+    public async Task A_hundred_thousand_random_and_mutated_datagrams_are_dropped_counted_and_harmless()
+    {
+        RecordingTransport? recorder = null;
+        await using var pair = await NodePair.StartAsync(transportA: (o, pool, drops) =>
+            recorder = new RecordingTransport(new UdpTransport(o.ListenAddress, o.ListenPort, pool, drops, NullLogger.Instance)));
+        await pair.A.PingAsync(NodePair.IpB, Limit);
+        await using (var a = pair.A.ListenUdp(1000))
+        {
+            await a.SendToAsync(new byte[100], new IPEndPoint(NodePair.IpB, 1000)); // one UDP packet too
+        }
+
+        var captured = recorder!.Sent; // an initiation, a keepalive-or-data, transport messages
+        Assert.Contains(captured, d => d[0] == 1 && d.Length == 148);
+        Assert.Contains(captured, d => d[0] == 4);
+
+        long before = pair.B.Drops.Total;
+        var random = new Random(20261122);
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var target = new IPEndPoint(IPAddress.Loopback, pair.B.ListenPort);
+        const int Total = 100_000, Chunk = 1000;
+        var buffer = new byte[2000];
+        for (int sent = 0; sent < Total;)
+        {
+            for (int i = 0; i < Chunk; i++, sent++)
+            {
+                int length = NextDatagram(random, captured, buffer);
+                socket.SendTo(buffer.AsSpan(0, length), SocketFlags.None, target);
+            }
+
+            // Pace by accounting (the kernel would otherwise drop what the socket buffer cannot hold).
+            int expected = sent;
+            await TaskTimeouts.Until(() => pair.B.Drops.Total - before == expected, Limit, $"B accounting for {expected} datagrams");
+        }
+
+        Assert.Equal(Total, pair.B.Drops.Total - before);
+        await pair.A.PingAsync(NodePair.IpB, Limit);
+        await pair.B.PingAsync(NodePair.IpA, Limit);
+        Assert.Equal(1, pair.B.GetStatistics().Peers.Single().Handshakes);
+    }
+
+    private static int NextDatagram(Random random, IReadOnlyList<byte[]> captured, byte[] buffer)
+    {
+        if (random.Next(2) == 0)
+        {
+            // Random bytes, often dressed as a WireGuard message type with zero reserved bytes.
+            int length = random.Next(0, 1600);
+            random.NextBytes(buffer.AsSpan(0, length));
+            if (length >= 4 && random.Next(3) > 0)
+            {
+                buffer[0] = (byte)random.Next(0, 6);
+                buffer[1] = buffer[2] = buffer[3] = 0;
+            }
+
+            int[] exact = [148, 92, 64, 32, 48];
+            return random.Next(4) == 0 && length >= 148 ? exact[random.Next(exact.Length)] : length;
+        }
+
+        var source = captured[random.Next(captured.Count)];
+        source.CopyTo(buffer, 0);
+        int n = source.Length;
+        switch (random.Next(5))
+        {
+            case 0: // replay as is
+                return n;
+            case 1: // flip a few bits
+                for (int k = random.Next(1, 5); k > 0; k--)
+                {
+                    buffer[random.Next(n)] ^= (byte)(1 << random.Next(8));
+                }
+
+                return n;
+            case 2: // truncate
+                return random.Next(0, n);
+            case 3: // extend
+                int extra = random.Next(1, 64);
+                random.NextBytes(buffer.AsSpan(n, extra));
+                return n + extra;
+            default: // another type byte
+                buffer[0] = (byte)random.Next(0, 256);
+                return n;
+        }
+    }
+}
