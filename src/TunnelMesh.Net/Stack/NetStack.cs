@@ -245,6 +245,16 @@ internal sealed class NetStack
         }
 
         packet.Length = ip.TotalLength; // cut the padding
+        if (_reassembler.PendingCount != 0)
+        {
+            // No loop drives the stack yet, so incomplete datagrams are expired on the next packet
+            // (a racy read of the count is fine: it only decides whether to take the lock).
+            lock (_reassemblyLock)
+            {
+                _reassembler.ExpireStale(_time.GetTimestamp());
+            }
+        }
+
         if (ip.IsFragment)
         {
             PacketBuffer? whole;

@@ -494,3 +494,23 @@ internal static class SocketTestExtensions
         public void Dispose() => socket.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
 }
+
+public class NetStackReassemblyTests
+{
+    [Fact]
+    public void Incomplete_fragments_expire_on_later_traffic()
+    {
+        var time = new ManualTimeProvider();
+        var pair = new StackPair(time);
+        var packet = WireGen.UdpPacket(StackPair.AddressA, StackPair.AddressB, 1, 2, new byte[100]);
+        var fragments = WireGen.Fragment(packet, [48]);
+        pair.DeliverToB(fragments[0]);
+        Assert.Equal(0, pair.DropsB.Get(DropReason.Fragment));
+        time.Advance(TimeSpan.FromSeconds(31));
+        pair.DeliverToB(WireGen.UdpPacket(StackPair.AddressA, StackPair.AddressB, 1, 2, [1])); // unrelated datagram
+        Assert.Equal(1, pair.DropsB.Get(DropReason.Fragment));
+        pair.DeliverToB(fragments[1]); // too late: starts a new, incomplete datagram
+        Assert.Equal(1, pair.DropsB.Get(DropReason.Fragment));
+        Assert.Equal(0, pair.LoggerB.Errors);
+    }
+}
