@@ -30,7 +30,7 @@ namespace TunnelMesh.Net.Stack;
 /// datagram or echo message is sent as IPv4 fragments (the stack never sets DF). A UDP payload over
 /// 65507 bytes (what an IPv4 datagram can carry) is refused with <see cref="ArgumentException"/>.</para>
 /// </remarks>
-internal sealed class NetStack
+internal sealed class NetStack : IAsyncDisposable
 {
     /// <summary>Bytes of the offending datagram quoted in an ICMP error: as much as fits 576 bytes (RFC 1812 4.3.2.3).</summary>
     private const int MaxIcmpQuote = 576 - Ipv4Packet.MinHeaderLength - IcmpV4Packet.HeaderLength;
@@ -477,6 +477,20 @@ internal sealed class NetStack
     }
 
     private ushort NextIdentification() => (ushort)Interlocked.Increment(ref _ipIdentification);
+
+    /// <summary>Closes every UDP socket and fails pending pings; later packets are dropped as before.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var socket in _udpSockets.Values)
+        {
+            await socket.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var ping in _pings.Values)
+        {
+            ping.TrySetException(new ObjectDisposedException(nameof(MeshNode), "The node was disposed."));
+        }
+    }
 
     private void Drop(PacketBuffer packet, DropReason reason)
     {
