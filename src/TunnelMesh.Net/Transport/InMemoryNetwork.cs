@@ -209,7 +209,17 @@ internal sealed class InMemoryTransport : IDatagramTransport
                 }
 
                 _counters.AddReceived(count, bytes);
-                _receiver!.OnDatagrams(_delivery.AsSpan(0, count));
+                try
+                {
+                    _receiver!.OnDatagrams(_delivery.AsSpan(0, count));
+                }
+#pragma warning disable CA1031 // as with UDP: a receiver bug is counted, the loop goes on
+                catch (Exception)
+#pragma warning restore CA1031
+                {
+                    _counters.AddReceiveError();
+                }
+
                 _delivery.AsSpan(0, count).Clear();
             }
         }

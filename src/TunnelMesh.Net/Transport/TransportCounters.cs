@@ -6,7 +6,7 @@ namespace TunnelMesh.Net.Transport;
 /// <param name="DatagramsSent">Datagrams accepted by the network (socket or hub).</param>
 /// <param name="BytesSent">Payload bytes accepted by the network.</param>
 /// <param name="SendFailures">Datagrams dropped on send (error, no route, wrong family, full queue).</param>
-/// <param name="ReceiveErrors">Receive calls that failed and were retried (e.g. ICMP-induced ECONNREFUSED).</param>
+/// <param name="ReceiveErrors">Receive calls that failed and were retried (e.g. ICMP-induced ECONNREFUSED), and receiver exceptions (a receiver must not throw; the loop survives it).</param>
 internal readonly record struct TransportStatistics(
     long DatagramsReceived,
     long BytesReceived,

@@ -426,7 +426,17 @@ internal sealed class UdpTransport : IDatagramTransport
         }
 
         _counters.AddReceived(count, bytes);
-        _receiver!.OnDatagrams(delivery.AsSpan(0, count));
+        try
+        {
+            _receiver!.OnDatagrams(delivery.AsSpan(0, count));
+        }
+#pragma warning disable CA1031 // a receiver bug must not make the node deaf: count it and keep receiving
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            _counters.AddReceiveError();
+        }
+
         delivery.AsSpan(0, count).Clear();
     }
 

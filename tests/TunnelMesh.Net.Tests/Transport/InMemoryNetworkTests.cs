@@ -72,3 +72,47 @@ public class InMemoryNetworkTests
         toB.Return();
     }
 }
+
+public class ReceiveLoopRobustnessTests
+{
+    private sealed class ThrowingOnce : IDatagramReceiver
+    {
+        private int _calls;
+
+        public SemaphoreSlim First { get; } = new(0);
+
+        public SemaphoreSlim Second { get; } = new(0);
+
+        public void OnDatagrams(ReadOnlySpan<PacketBuffer> batch)
+        {
+            foreach (var buffer in batch)
+            {
+                buffer.Return();
+            }
+
+            if (Interlocked.Increment(ref _calls) == 1)
+            {
+                First.Release();
+                throw new InvalidOperationException("receiver bug");
+            }
+
+            Second.Release();
+        }
+    }
+
+    [Fact]
+    public async Task A_throwing_receiver_does_not_stop_the_UDP_receive_loop()
+    {
+        await using var a = new UdpTransport(new UdpTransportOptions { BindAddress = System.Net.IPAddress.Loopback });
+        await using var b = new UdpTransport(new UdpTransportOptions { BindAddress = System.Net.IPAddress.Loopback });
+        var receiver = new ThrowingOnce();
+        b.Start(receiver);
+        var buffer = UdpTransportTests.Buffer([1], Endpoint.FromIPv4(0x7F000001, (ushort)b.LocalPort));
+        a.Send([buffer]);
+        Assert.True(await receiver.First.WaitAsync(TimeSpan.FromSeconds(10)));
+        a.Send([buffer]);
+        Assert.True(await receiver.Second.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, b.Statistics.ReceiveErrors);
+        buffer.Return();
+    }
+}
