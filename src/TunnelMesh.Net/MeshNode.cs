@@ -107,7 +107,7 @@ public sealed class MeshNode : IAsyncDisposable
             var logger = _loggerFactory.CreateLogger<MeshNode>();
             var transport = _transportFactory is not null
                 ? _transportFactory(_options, _pool, _drops)
-                : new UdpTransport(_options.ListenAddress, _options.ListenPort, _pool, _drops, _loggerFactory.CreateLogger<UdpTransport>());
+                : new UdpTransport(new UdpTransportOptions { BindAddress = _options.ListenAddress, Port = _options.ListenPort, Pool = _pool, Drops = _drops });
             try
             {
                 _address = config.Ipv4Address;

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.Extensions.Logging.Abstractions;
 using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.WireGuard;
@@ -98,7 +97,7 @@ public sealed class HostileInputTests
     {
         RecordingTransport? recorder = null;
         await using var pair = await NodePair.StartAsync(transportA: (o, pool, drops) =>
-            recorder = new RecordingTransport(new UdpTransport(o.ListenAddress, o.ListenPort, pool, drops, NullLogger.Instance)));
+            recorder = new RecordingTransport(new UdpTransport(new UdpTransportOptions { BindAddress = o.ListenAddress, Port = o.ListenPort, Pool = pool, Drops = drops })));
         await pair.A.PingAsync(NodePair.IpB, Limit);
         await using (var a = pair.A.ListenUdp(1000))
         {
