@@ -27,7 +27,7 @@ public sealed class HostileInputTests
         var target = new IPEndPoint(IPAddress.Loopback, pair.B.ListenPort);
 
         long cookieReplies = 0;
-        byte[]? lastReply = null;
+        var repliesByIndex = new System.Collections.Concurrent.ConcurrentDictionary<uint, byte[]>();
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var receiver = Task.Run(async () =>
         {
@@ -40,7 +40,7 @@ public sealed class HostileInputTests
                     if (n == 64 && buffer[0] == 3)
                     {
                         Interlocked.Increment(ref cookieReplies);
-                        Volatile.Write(ref lastReply, buffer[..n]);
+                        repliesByIndex[System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(4))] = buffer[..n];
                     }
                 }
                 catch (OperationCanceledException)
@@ -73,12 +73,31 @@ public sealed class HostileInputTests
         Assert.True(pair.B.Drops.Get(DropReason.CookieRequired) > Rounds * PerRound / 2, "most of the flood should have been answered with cookies");
         await TaskTimeouts.Until(() => Interlocked.Read(ref cookieReplies) > 0, Limit, "a cookie reply at the attacker");
 
-        // The cookie is real: with it, the attacker's next initiation passes mac2 (so it is no longer
-        // refused for want of a cookie; it fails later, as from an unknown key, or is rate-limited).
-        Assert.True(cookies.ConsumeReply(Volatile.Read(ref lastReply)!), "the cookie reply did not decrypt");
+        // The cookie is real. A cookie reply decrypts only against the mac1 of the last message the
+        // generator sent (as in wireguard-go), so: a short burst keeps B under load, then one marked
+        // initiation, whose own reply (matched by receiver index) the attacker consumes.
+        const uint Marked = 99999;
+        for (int i = 0; i < 50; i++)
+        {
+            handshake.CreateInitiation(message, (uint)(50000 + i), Tai64N.FromDateTimeOffset(DateTimeOffset.UtcNow));
+            cookies.AddMacs(message);
+            socket.SendTo(message, target);
+        }
+
+        handshake.CreateInitiation(message, Marked, Tai64N.FromDateTimeOffset(DateTimeOffset.UtcNow));
+        cookies.AddMacs(message);
+        socket.SendTo(message, target);
+        await TaskTimeouts.Until(() => repliesByIndex.ContainsKey(Marked), Limit, "the cookie reply to the marked initiation");
+        Assert.True(cookies.ConsumeReply(repliesByIndex[Marked]), "the cookie reply did not decrypt");
+        await TaskTimeouts.Until(
+            () => pair.B.Drops.Get(DropReason.CookieRequired) + pair.B.Drops.Get(DropReason.HandshakeFailed) == Rounds * PerRound + 51,
+            Limit, "B accounting for the burst");
+
+        // With the cookie, the next initiation passes mac2: no longer refused for want of a cookie;
+        // it fails later, as from an unknown key, or is rate-limited.
         long cookieRequired = pair.B.Drops.Get(DropReason.CookieRequired);
         long later = pair.B.Drops.Get(DropReason.HandshakeFailed) + pair.B.Drops.Get(DropReason.HandshakeRateLimited);
-        handshake.CreateInitiation(message, 99999, Tai64N.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(1)));
+        handshake.CreateInitiation(message, 100000, Tai64N.FromDateTimeOffset(DateTimeOffset.UtcNow));
         cookies.AddMacs(message);
         socket.SendTo(message, target);
         await TaskTimeouts.Until(
