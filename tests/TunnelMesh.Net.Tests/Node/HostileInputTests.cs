@@ -115,34 +115,52 @@ public sealed class HostileInputTests
     public async Task A_hundred_thousand_random_and_mutated_datagrams_are_dropped_counted_and_harmless()
     {
         RecordingTransport? recorder = null;
-        await using var pair = await NodePair.StartAsync(transportA: (o, pool, drops) =>
-            recorder = new RecordingTransport(new UdpTransport(new UdpTransportOptions { BindAddress = o.ListenAddress, Port = o.ListenPort, Pool = pool, Drops = drops })));
+        InjectingTransport? injector = null;
+        await using var pair = await NodePair.StartAsync(
+            transportA: (o, pool, drops) => recorder = new RecordingTransport(Udp(o, pool, drops)),
+            transportB: (o, pool, drops) => injector = new InjectingTransport(Udp(o, pool, drops), pool));
         await pair.A.PingAsync(NodePair.IpB, Limit);
         await using (var a = pair.A.ListenUdp(1000))
         {
             await a.SendToAsync(new byte[100], new IPEndPoint(NodePair.IpB, 1000)); // one UDP packet too
         }
 
-        var captured = recorder!.Sent; // an initiation, a keepalive-or-data, transport messages
+        // Real bytes our node produced: an initiation, transport messages with data, keepalives.
+        var captured = recorder!.Sent;
         Assert.Contains(captured, d => d[0] == 1 && d.Length == 148);
         Assert.Contains(captured, d => d[0] == 4);
 
         long before = pair.B.Drops.Total;
         var random = new Random(20261122);
+        var buffer = new byte[2000];
+        const int Total = 100_000, ThroughSocket = 5_000, SocketChunk = 25, InjectBatch = 64;
+
+        // Most go straight into B's receive path, in batches, as its UDP receive thread would deliver them.
+        var source = TunnelMesh.Net.Transport.Endpoint.FromIPv4(0x7F000001, 40000);
+        for (int sent = 0; sent < Total - ThroughSocket; sent += InjectBatch)
+        {
+            var batch = new List<byte[]>();
+            for (int i = 0; i < InjectBatch && sent + i < Total - ThroughSocket; i++)
+            {
+                batch.Add(buffer.AsSpan(0, NextDatagram(random, captured, buffer)).ToArray());
+            }
+
+            injector!.Inject(batch, source);
+        }
+
+        Assert.Equal(Total - ThroughSocket, pair.B.Drops.Total - before);
+
+        // The rest through the real UDP socket, paced so the kernel's receive buffer never overflows.
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var target = new IPEndPoint(IPAddress.Loopback, pair.B.ListenPort);
-        const int Total = 100_000, Chunk = 1000;
-        var buffer = new byte[2000];
-        for (int sent = 0; sent < Total;)
+        for (int sent = Total - ThroughSocket; sent < Total;)
         {
-            for (int i = 0; i < Chunk; i++, sent++)
+            for (int i = 0; i < SocketChunk; i++, sent++)
             {
-                int length = NextDatagram(random, captured, buffer);
-                socket.SendTo(buffer.AsSpan(0, length), SocketFlags.None, target);
+                socket.SendTo(buffer.AsSpan(0, NextDatagram(random, captured, buffer)), SocketFlags.None, target);
             }
 
-            // Pace by accounting (the kernel would otherwise drop what the socket buffer cannot hold).
             int expected = sent;
             await TaskTimeouts.Until(() => pair.B.Drops.Total - before == expected, Limit, $"B accounting for {expected} datagrams");
         }
@@ -152,6 +170,9 @@ public sealed class HostileInputTests
         await pair.B.PingAsync(NodePair.IpA, Limit);
         Assert.Equal(1, pair.B.GetStatistics().Peers.Single().Handshakes);
     }
+
+    private static UdpTransport Udp(MeshNodeOptions o, PacketBufferPool pool, DropCounters drops) =>
+        new(new UdpTransportOptions { BindAddress = o.ListenAddress, Port = o.ListenPort, Pool = pool, Drops = drops });
 
     private static int NextDatagram(Random random, IReadOnlyList<byte[]> captured, byte[] buffer)
     {
