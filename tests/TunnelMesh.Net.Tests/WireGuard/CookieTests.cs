@@ -3,7 +3,7 @@ using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.WireGuard;
 
-namespace TunnelMesh.Net.Tests.WireGuard;
+namespace TunnelMesh.Net.Tests.WireGuardTests;
 
 public class CookieTests
 {

@@ -2,7 +2,7 @@ using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.WireGuard;
 
-namespace TunnelMesh.Net.Tests.WireGuard;
+namespace TunnelMesh.Net.Tests.WireGuardTests;
 
 /// <summary>Two identities that know each other, with a handshake object on each side, in memory.</summary>
 internal sealed class HandshakePair

@@ -4,7 +4,7 @@ using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.WireGuard;
 
-namespace TunnelMesh.Net.Tests.WireGuard;
+namespace TunnelMesh.Net.Tests.WireGuardTests;
 
 /// <summary>
 /// Transport seal/open. Tests marked <c>Needs=ReplayWindow</c> open messages successfully and so rely

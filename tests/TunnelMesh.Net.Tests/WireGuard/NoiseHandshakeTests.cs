@@ -1,7 +1,7 @@
 using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.WireGuard;
 
-namespace TunnelMesh.Net.Tests.WireGuard;
+namespace TunnelMesh.Net.Tests.WireGuardTests;
 
 /// <summary>
 /// Full Noise_IKpsk2 handshakes between two identities in memory. Tests that open transport messages

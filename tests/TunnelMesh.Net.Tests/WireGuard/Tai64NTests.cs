@@ -2,7 +2,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using TunnelMesh.Net.WireGuard;
 
-namespace TunnelMesh.Net.Tests.WireGuard;
+namespace TunnelMesh.Net.Tests.WireGuardTests;
 
 public class Tai64NTests
 {

@@ -6,7 +6,7 @@ using Org.BouncyCastle.Crypto.Macs;
 using Org.BouncyCastle.Crypto.Parameters;
 using TunnelMesh.Net.WireGuard.Crypto;
 
-namespace TunnelMesh.Net.Tests.WireGuard.Crypto;
+namespace TunnelMesh.Net.Tests.WireGuardTests.Crypto;
 
 /// <summary>The primitives against published vectors, and BLAKE2s/HMAC against BouncyCastle.</summary>
 public class PrimitiveVectorTests
