@@ -263,14 +263,16 @@ internal sealed class WireGuardPeer
             return false;
         }
 
-        packet.Endpoint = endpoint;
-        _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
-        Interlocked.Add(ref _txBytes, packet.Length);
+        // Timers first: the answer can arrive (and cancel the new-handshake timer) before Send returns.
         OnAuthenticatedPacketSent();
         if (plaintextLength > 0)
         {
             OnDataSent();
         }
+
+        packet.Endpoint = endpoint;
+        Interlocked.Add(ref _txBytes, packet.Length);
+        _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
 
         wantRekey = keypair.IsInitiator && (age >= WireGuardTimers.RekeyAfterTime || keypair.SendCounter >= WireGuardTimers.RekeyAfterMessages);
         return true;

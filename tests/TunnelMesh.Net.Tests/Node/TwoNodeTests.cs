@@ -52,35 +52,52 @@ public sealed class TwoNodeTests
     {
         var clock = new ManualTimeProvider();
         await using var pair = await NodePair.StartAsync(clock);
-        await pair.A.PingAsync(NodePair.IpB, Limit);
+        await Ping(pair.A, NodePair.IpB);
         var firstKeypair = pair.A.Device.Peers.Single().Current;
         Assert.NotNull(firstKeypair);
 
         // 121 s later, the next packet still goes out on the old keypair but starts a new handshake.
-        clock.Advance(TimeSpan.FromSeconds(121));
+        await AdvanceLettingKeepalivesLand(clock, pair, TimeSpan.FromSeconds(121));
         var rekeyed = NodePair.NextHandshake(pair.B);
-        await pair.A.PingAsync(NodePair.IpB, Limit);
+        await Ping(pair.A, NodePair.IpB);
         await rekeyed.Within(Limit, "a rekey handshake");
-        await pair.A.PingAsync(NodePair.IpB, Limit);
+        await Ping(pair.A, NodePair.IpB);
         var peerA = pair.A.Device.Peers.Single();
         Assert.NotSame(firstKeypair, peerA.Current);
         Assert.Same(firstKeypair, peerA.Previous);
         Assert.Equal(2, pair.A.GetStatistics().Peers.Single().Handshakes);
 
         // 181 s of silence: no keypair may be used any more; the next ping waits for a fresh handshake.
-        clock.Advance(TimeSpan.FromSeconds(181));
+        await AdvanceLettingKeepalivesLand(clock, pair, TimeSpan.FromSeconds(181));
         var fresh = NodePair.NextHandshake(pair.A);
-        await pair.A.PingAsync(NodePair.IpB, Limit);
+        await Ping(pair.A, NodePair.IpB);
         await fresh.Within(Limit, "a handshake after expiry");
         Assert.Equal(3, pair.A.GetStatistics().Peers.Single().Handshakes);
+        Assert.Equal(3, pair.B.GetStatistics().Peers.Single().Handshakes);
     }
+
+    // The manual clock fires timers at once while packets travel in real time. After a ping, A owes
+    // B a passive keepalive at +10 s, and B would start a handshake of its own at +15 s if that
+    // keepalive had not arrived: so step to +10.5 s, let the keepalive land, then go on.
+    private static async Task AdvanceLettingKeepalivesLand(ManualTimeProvider clock, NodePair pair, TimeSpan total)
+    {
+        var first = TimeSpan.FromSeconds(10.5);
+        var keepalive = NodePair.NextKeepalive(pair.B);
+        clock.Advance(first);
+        await keepalive.Within(Limit, "A's passive keepalive");
+        clock.Advance(total - first);
+    }
+
+    // Under a manual clock a ping's own timeout never fires, so bound it in real time.
+    private static Task<TimeSpan> Ping(MeshNode node, IPAddress address) =>
+        node.PingAsync(address, Limit).Within(Limit, $"a ping to {address}");
 
     [Fact]
     public async Task Responder_sends_a_passive_keepalive_10_seconds_after_receiving_data()
     {
         var clock = new ManualTimeProvider();
         await using var pair = await NodePair.StartAsync(clock);
-        await pair.A.PingAsync(NodePair.IpB, Limit); // session up, both sides have sent
+        await Ping(pair.A, NodePair.IpB); // session up, both sides have sent
 
         await using var a = pair.A.ListenUdp(4000);
         await using var b = pair.B.ListenUdp(5000);

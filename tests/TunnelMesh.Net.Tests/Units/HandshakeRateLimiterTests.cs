@@ -126,17 +126,20 @@ public class HandshakeRateLimiterTests
         var clock = new ManualTimeProvider();
         var limiter = new HandshakeRateLimiter(clock);
         var sources = Enumerable.Range(0, 64).Select(i => Endpoint.FromIPv4(0x0A000000u + (uint)i, 1)).ToArray();
-        foreach (var s in sources)
-        {
-            limiter.Allow(s);
-        }
-
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10_000; i++)
+        // Warm up past tiered JIT, whose one-off allocations would otherwise land on this thread.
+        for (int i = 0; i < 50_000; i++)
         {
             limiter.Allow(sources[i & 63]);
         }
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        const int Calls = 100_000;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < Calls; i++)
+        {
+            limiter.Allow(sources[i & 63]);
+        }
+
+        // Even one 24-byte object per call would be 2.4 MB; allow only a few stray runtime bytes.
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < Calls / 16, "the limiter allocates per call");
     }
 }
