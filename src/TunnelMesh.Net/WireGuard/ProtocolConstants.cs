@@ -41,4 +41,19 @@ internal static class ProtocolConstants
 
     /// <summary>Lifetime of a cookie, and rotation period of the responder's cookie secret.</summary>
     public static readonly TimeSpan CookieRefreshTime = TimeSpan.FromSeconds(120);
+
+    /// <summary>Most jitter added to a handshake retransmission (whitepaper §6.1, wireguard-go's 333 ms).</summary>
+    public static readonly TimeSpan MaxRekeyJitter = TimeSpan.FromMilliseconds(333);
+
+    /// <summary>Minimum spacing of initiations accepted from one peer: at most 50 per second.</summary>
+    public static readonly TimeSpan HandshakeInitiationRate = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Keys are zeroed after this long without a new handshake (3 × REJECT_AFTER_TIME).</summary>
+    public static TimeSpan ZeroKeyMaterialAfter => RejectAfterTime * 3;
+
+    /// <summary>Handshake retries before giving up: REKEY_ATTEMPT_TIME / REKEY_TIMEOUT.</summary>
+    public static int MaxHandshakeAttempts => (int)(RekeyAttemptTime / RekeyTimeout);
+
+    /// <summary>An initiator that receives on a keypair this old starts a handshake (whitepaper §6.2).</summary>
+    public static TimeSpan RekeyOnReceiveAge => RejectAfterTime - KeepaliveTimeout - RekeyTimeout;
 }

@@ -17,7 +17,7 @@ internal sealed class ReplayWindow
     /// WireGuard's REJECT_AFTER_MESSAGES: 2^64 − 2^13 − 1. Counters at or above it are never accepted
     /// (the keypair must be renewed long before).
     /// </summary>
-    public const ulong RejectAfterMessages = ulong.MaxValue - (1UL << 13);
+    public const ulong RejectAfterMessages = ProtocolConstants.RejectAfterMessages;
 
     private const int BitsPerWordLog = 6;
     private const int BitsPerWord = 1 << BitsPerWordLog;

@@ -4,6 +4,7 @@ using System.Net;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Stack;
+using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.Transport;
 
 namespace TunnelMesh.Net.WireGuard;
@@ -20,12 +21,6 @@ namespace TunnelMesh.Net.WireGuard;
 /// </remarks>
 internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 {
-    private const int InitiationSize = 148;
-    private const int ResponseSize = 92;
-    private const int CookieReplySize = 64;
-    private const int TransportHeaderSize = 16;
-    private const int TransportMinSize = 32;
-
     private readonly ConcurrentDictionary<NodePublicKey, WireGuardPeer> _peers = new();
     private readonly ConcurrentDictionary<uint, IndexEntry> _indices = new();
     private readonly AllowedIpsTable<WireGuardPeer> _allowedIps = new();
@@ -175,7 +170,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             lock (_handshakeGate)
             {
                 if (!isRetry && peer.LastSentHandshake != long.MinValue
-                    && Time.GetElapsedTime(peer.LastSentHandshake, now) < WireGuardTimers.RekeyTimeout)
+                    && Time.GetElapsedTime(peer.LastSentHandshake, now) < ProtocolConstants.RekeyTimeout)
                 {
                     return;
                 }
@@ -183,10 +178,10 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 peer.LastSentHandshake = now;
                 RemovePendingIndex(peer);
                 uint index = AllocateIndex(new IndexEntry(peer, null));
-                var span = message.Available[..InitiationSize];
+                var span = message.Available[..WireGuardSpec.InitiationSize];
                 peer.Handshake.CreateInitiation(span, index, Tai64N.FromDateTimeOffset(Time.GetUtcNow()));
                 peer.Cookies.AddMacs(span);
-                message.Length = InitiationSize;
+                message.Length = WireGuardSpec.InitiationSize;
             }
 
             message.Endpoint = endpoint;
@@ -245,16 +240,16 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         uint type = BinaryPrimitives.ReadUInt32LittleEndian(span);
         switch (type)
         {
-            case 4:
-                if (span.Length < TransportMinSize)
+            case WireGuardSpec.TypeTransport:
+                if (span.Length < WireGuardSpec.TransportMinSize)
                 {
                     Drops.Increment(DropReason.MalformedMessage);
                     return false;
                 }
 
                 return HandleTransport(datagram);
-            case 1:
-                if (span.Length != InitiationSize)
+            case WireGuardSpec.TypeInitiation:
+                if (span.Length != WireGuardSpec.InitiationSize)
                 {
                     Drops.Increment(DropReason.MalformedMessage);
                     return false;
@@ -262,8 +257,8 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
                 HandleInitiation(datagram);
                 return false;
-            case 2:
-                if (span.Length != ResponseSize)
+            case WireGuardSpec.TypeResponse:
+                if (span.Length != WireGuardSpec.ResponseSize)
                 {
                     Drops.Increment(DropReason.MalformedMessage);
                     return false;
@@ -271,8 +266,8 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
                 HandleResponse(datagram);
                 return false;
-            case 3:
-                if (span.Length != CookieReplySize)
+            case WireGuardSpec.TypeCookieReply:
+                if (span.Length != WireGuardSpec.CookieReplySize)
                 {
                     Drops.Increment(DropReason.MalformedMessage);
                     return false;
@@ -296,7 +291,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
 
         var peer = entry.Peer;
-        if (Time.GetElapsedTime(keypair.CreatedTimestamp) >= WireGuardTimers.RejectAfterTime)
+        if (Time.GetElapsedTime(keypair.CreatedTimestamp) >= ProtocolConstants.RejectAfterTime)
         {
             Drops.Increment(DropReason.KeypairExpired);
             return false;
@@ -331,7 +326,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
 
         peer.SetEndpoint(datagram.Endpoint);
-        peer.AddRx(datagram.Length + TransportMinSize);
+        peer.AddRx(datagram.Length + WireGuardSpec.TransportMinSize);
         var (promoted, wantRekey) = peer.OnReceivedWith(keypair);
         peer.OnAuthenticatedPacketReceived();
         if (promoted)
@@ -414,7 +409,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                     }
 
                     if (candidate.LastInitiationConsumed != long.MinValue
-                        && Time.GetElapsedTime(candidate.LastInitiationConsumed, now) < WireGuardTimers.HandshakeInitiationRate)
+                        && Time.GetElapsedTime(candidate.LastInitiationConsumed, now) < ProtocolConstants.HandshakeInitiationRate)
                     {
                         flooded = true;
                         return null;
@@ -449,10 +444,10 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
                 var entry = new IndexEntry(peer, null);
                 uint index = AllocateIndex(entry);
-                var span = response.Available[..ResponseSize];
+                var span = response.Available[..WireGuardSpec.ResponseSize];
                 peer.Handshake.CreateResponse(span, index);
                 peer.Cookies.AddMacs(span);
-                response.Length = ResponseSize;
+                response.Length = WireGuardSpec.ResponseSize;
                 var keypair = peer.Handshake.DeriveKeypair(now);
                 _indices[index] = entry with { Keypair = keypair };
                 peer.InstallResponderKeypair(keypair);
@@ -548,9 +543,9 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             var reply = Pool.Rent();
             try
             {
-                var span = reply.Available[..CookieReplySize];
+                var span = reply.Available[..WireGuardSpec.CookieReplySize];
                 _cookieChecker.CreateReply(span, datagram.Span, senderIndex, datagram.Endpoint);
-                reply.Length = CookieReplySize;
+                reply.Length = WireGuardSpec.CookieReplySize;
                 reply.Endpoint = datagram.Endpoint;
                 Transport.Send(new ReadOnlySpan<PacketBuffer>(ref reply));
             }
@@ -642,7 +637,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
     }
 
-    internal void OnHandshakeGaveUp(WireGuardPeer peer) => Log.HandshakeGaveUp(_logger, peer.PublicKey, WireGuardTimers.RekeyAttemptTime.TotalSeconds);
+    internal void OnHandshakeGaveUp(WireGuardPeer peer) => Log.HandshakeGaveUp(_logger, peer.PublicKey, ProtocolConstants.RekeyAttemptTime.TotalSeconds);
 
     /// <summary>Runs timer work for a peer; logs instead of letting an exception escape to the pool.</summary>
     internal void Guard(WireGuardPeer peer, Action<WireGuardPeer> action)

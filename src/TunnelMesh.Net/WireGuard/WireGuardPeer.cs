@@ -252,7 +252,7 @@ internal sealed class WireGuardPeer
         }
 
         var age = _device.Time.GetElapsedTime(keypair.CreatedTimestamp);
-        if (age >= WireGuardTimers.RejectAfterTime || keypair.SendCounter >= WireGuardTimers.RejectAfterMessages - 1)
+        if (age >= ProtocolConstants.RejectAfterTime || keypair.SendCounter >= ProtocolConstants.RejectAfterMessages - 1)
         {
             return false;
         }
@@ -274,7 +274,7 @@ internal sealed class WireGuardPeer
         Interlocked.Add(ref _txBytes, packet.Length);
         _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
 
-        wantRekey = keypair.IsInitiator && (age >= WireGuardTimers.RekeyAfterTime || keypair.SendCounter >= WireGuardTimers.RekeyAfterMessages);
+        wantRekey = keypair.IsInitiator && (age >= ProtocolConstants.RekeyAfterTime || keypair.SendCounter >= ProtocolConstants.RekeyAfterMessages);
         return true;
     }
 
@@ -379,7 +379,7 @@ internal sealed class WireGuardPeer
             }
         }
         else if (keypair.IsInitiator && ReferenceEquals(Volatile.Read(ref _current), keypair) && !_rekeyOnReceiveSent
-                 && _device.Time.GetElapsedTime(keypair.CreatedTimestamp) >= WireGuardTimers.RekeyOnReceiveAge)
+                 && _device.Time.GetElapsedTime(keypair.CreatedTimestamp) >= ProtocolConstants.RekeyOnReceiveAge)
         {
             _rekeyOnReceiveSent = true;
             wantRekey = true;
@@ -417,7 +417,7 @@ internal sealed class WireGuardPeer
     /// <summary>We sent an initiation: retry after REKEY_TIMEOUT plus jitter.</summary>
     internal void OnHandshakeInitiated()
     {
-        var jitter = TimeSpan.FromTicks(Random.Shared.NextInt64(WireGuardTimers.MaxRekeyJitter.Ticks));
+        var jitter = TimeSpan.FromTicks(Random.Shared.NextInt64(ProtocolConstants.MaxRekeyJitter.Ticks));
         lock (_timerGate)
         {
             if (_disposed)
@@ -426,7 +426,7 @@ internal sealed class WireGuardPeer
             }
 
             _retransmitPending = true;
-            _retransmitHandshakeTimer.Change(WireGuardTimers.RekeyTimeout + jitter, Timeout.InfiniteTimeSpan);
+            _retransmitHandshakeTimer.Change(ProtocolConstants.RekeyTimeout + jitter, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -453,7 +453,7 @@ internal sealed class WireGuardPeer
             }
 
             _zeroKeyMaterialPending = true;
-            _zeroKeyMaterialTimer.Change(WireGuardTimers.ZeroKeyMaterialAfter, Timeout.InfiniteTimeSpan);
+            _zeroKeyMaterialTimer.Change(ProtocolConstants.ZeroKeyMaterialAfter, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -464,7 +464,7 @@ internal sealed class WireGuardPeer
             if (!_newHandshakePending && !_disposed)
             {
                 _newHandshakePending = true;
-                _newHandshakeTimer.Change(WireGuardTimers.KeepaliveTimeout + WireGuardTimers.RekeyTimeout, Timeout.InfiniteTimeSpan);
+                _newHandshakeTimer.Change(ProtocolConstants.KeepaliveTimeout + ProtocolConstants.RekeyTimeout, Timeout.InfiniteTimeSpan);
             }
         }
     }
@@ -481,7 +481,7 @@ internal sealed class WireGuardPeer
             if (!_sendKeepalivePending)
             {
                 _sendKeepalivePending = true;
-                _sendKeepaliveTimer.Change(WireGuardTimers.KeepaliveTimeout, Timeout.InfiniteTimeSpan);
+                _sendKeepaliveTimer.Change(ProtocolConstants.KeepaliveTimeout, Timeout.InfiniteTimeSpan);
             }
             else
             {
@@ -547,7 +547,7 @@ internal sealed class WireGuardPeer
             }
 
             p._retransmitPending = false;
-            giveUp = p._handshakeAttempts >= WireGuardTimers.MaxHandshakeAttempts;
+            giveUp = p._handshakeAttempts >= ProtocolConstants.MaxHandshakeAttempts;
             if (!giveUp)
             {
                 p._handshakeAttempts++;
@@ -558,7 +558,7 @@ internal sealed class WireGuardPeer
                 if (!p._zeroKeyMaterialPending)
                 {
                     p._zeroKeyMaterialPending = true;
-                    p._zeroKeyMaterialTimer.Change(WireGuardTimers.ZeroKeyMaterialAfter, Timeout.InfiniteTimeSpan);
+                    p._zeroKeyMaterialTimer.Change(ProtocolConstants.ZeroKeyMaterialAfter, Timeout.InfiniteTimeSpan);
                 }
             }
         }
