@@ -51,12 +51,12 @@ internal sealed class DropCounters
         return result;
     }
 
-    /// <summary>Observations for an <see cref="ObservableCounter{T}"/>.</summary>
-    internal IEnumerable<Measurement<long>> Observe()
+    /// <summary>Observations for an <see cref="ObservableCounter{T}"/>, tagged by reason and with <paramref name="tag"/>.</summary>
+    internal IEnumerable<Measurement<long>> Observe(KeyValuePair<string, object?> tag)
     {
         foreach (var reason in Reasons)
         {
-            yield return new Measurement<long>(Get(reason), new KeyValuePair<string, object?>("reason", reason.ToString()));
+            yield return new Measurement<long>(Get(reason), tag, new KeyValuePair<string, object?>("reason", reason.ToString()));
         }
     }
 }

@@ -60,6 +60,9 @@ public enum DropReason
     /// <summary>A UDP datagram to a port nobody listens on.</summary>
     PortUnreachable,
 
+    /// <summary>An ICMP echo reply that no ping is waiting for (late, or never asked for).</summary>
+    UnsolicitedReply,
+
     /// <summary>A packet dropped because the receiving socket's queue was full.</summary>
     QueueFull,
 

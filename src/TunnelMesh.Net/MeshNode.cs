@@ -234,7 +234,7 @@ public sealed class MeshNode : IAsyncDisposable
     {
         var meter = new Meter(MeterName);
         var node = new KeyValuePair<string, object?>("node", PublicKey.ToString());
-        meter.CreateObservableCounter("tunnelmesh.drops", () => _drops.Observe(), "{packet}", "Datagrams and packets dropped, by reason");
+        meter.CreateObservableCounter("tunnelmesh.drops", () => _drops.Observe(node), "{packet}", "Datagrams and packets dropped, by reason");
         meter.CreateObservableCounter("tunnelmesh.peer.received", () => ObservePeers(static p => p.RxBytes, node), "By", "Bytes of authenticated transport messages received");
         meter.CreateObservableCounter("tunnelmesh.peer.sent", () => ObservePeers(static p => p.TxBytes, node), "By", "Bytes of transport messages sent");
         meter.CreateObservableCounter("tunnelmesh.peer.handshakes", () => ObservePeers(static p => p.Handshakes, node), "{handshake}", "Completed handshakes");

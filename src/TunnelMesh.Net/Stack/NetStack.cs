@@ -320,8 +320,7 @@ internal sealed class NetStack : IAsyncDisposable
                 }
                 else
                 {
-                    // Nobody is waiting for it: the ICMP analogue of a closed port.
-                    Drop(packet, DropReason.PortUnreachable);
+                    Drop(packet, DropReason.UnsolicitedReply);
                 }
 
                 break;

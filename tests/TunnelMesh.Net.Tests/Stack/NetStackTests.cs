@@ -80,7 +80,7 @@ public class NetStackTests
         pair.LinkAtoB.Blackhole = false;
         Assert.True(Ipv4Packet.TryCreate(pair.LinkAtoB.Sent[0], out var request));
         pair.B.DeliverInbound(pair.Buffer(request.Buffer));
-        Assert.Equal(1, pair.DropsA.Get(DropReason.PortUnreachable));
+        Assert.Equal(1, pair.DropsA.Get(DropReason.UnsolicitedReply));
     }
 
     [Fact]
