@@ -67,29 +67,17 @@ internal sealed class NodePair : IAsyncDisposable
     }
 
     /// <summary>A task that completes when <paramref name="node"/> receives an authenticated keepalive.</summary>
-    public static Task NextKeepalive(MeshNode node)
-    {
-        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        void Handler(WireGuard.WireGuardPeer _, int length)
-        {
-            if (length == 0)
-            {
-                node.Device.TransportReceived -= Handler;
-                tcs.TrySetResult();
-            }
-        }
-
-        node.Device.TransportReceived += Handler;
-        return tcs.Task;
-    }
+    public static Task NextKeepalive(MeshNode node) => NextTransportMessage(node, length => length == 0);
 
     /// <summary>A task that completes when <paramref name="node"/> receives any authenticated transport message with data.</summary>
-    public static Task NextTransport(MeshNode node)
+    public static Task NextTransport(MeshNode node) => NextTransportMessage(node, length => length > 0);
+
+    private static Task NextTransportMessage(MeshNode node, Func<int, bool> matches)
     {
         var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void Handler(WireGuard.WireGuardPeer _, int length)
         {
-            if (length > 0)
+            if (matches(length))
             {
                 node.Device.TransportReceived -= Handler;
                 tcs.TrySetResult();
