@@ -184,6 +184,10 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 message.Length = WireGuardSpec.InitiationSize;
             }
 
+            // Timers before sending: the response can be handled (and cancel the retransmission)
+            // before Send returns; armed afterwards, the timer would start a needless handshake.
+            peer.OnHandshakeInitiated();
+            peer.OnAuthenticatedPacketTraversal();
             message.Endpoint = endpoint;
             Transport.Send(new ReadOnlySpan<PacketBuffer>(ref message));
             Log.HandshakeInitiated(_logger, peer.PublicKey, isRetry);
@@ -192,9 +196,6 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         {
             message.Return();
         }
-
-        peer.OnHandshakeInitiated();
-        peer.OnAuthenticatedPacketTraversal();
     }
 
     // ------------------------------------------------------------------ incoming
@@ -454,6 +455,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             }
 
             peer.SetEndpoint(datagram.Endpoint);
+            peer.OnAuthenticatedPacketTraversal();
             response.Endpoint = datagram.Endpoint;
             Transport.Send(new ReadOnlySpan<PacketBuffer>(ref response));
             Log.HandshakeAnswered(_logger, peer.PublicKey);
@@ -462,8 +464,6 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         {
             response.Return();
         }
-
-        peer.OnAuthenticatedPacketTraversal();
     }
 
     private void HandleResponse(PacketBuffer datagram)

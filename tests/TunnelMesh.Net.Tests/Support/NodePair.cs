@@ -30,13 +30,15 @@ internal sealed class NodePair : IAsyncDisposable
         TimeProvider? time = null,
         Action<MeshPeerOptions>? configurePeerOfA = null,
         Func<MeshNodeOptions, PacketBufferPool, DropCounters, IDatagramTransport>? transportA = null,
-        Func<MeshNodeOptions, PacketBufferPool, DropCounters, IDatagramTransport>? transportB = null)
+        Func<MeshNodeOptions, PacketBufferPool, DropCounters, IDatagramTransport>? transportB = null,
+        Microsoft.Extensions.Logging.ILoggerFactory? loggerA = null,
+        Microsoft.Extensions.Logging.ILoggerFactory? loggerB = null)
     {
         var keyA = NodePrivateKey.Generate();
         var keyB = NodePrivateKey.Generate();
-        var b = new MeshNode(Options(keyB, IpB, keyA.PublicKey, IpA, null, null), null, time, transportB);
+        var b = new MeshNode(Options(keyB, IpB, keyA.PublicKey, IpA, null, null), loggerB, time, transportB);
         await b.StartAsync();
-        var a = new MeshNode(Options(keyA, IpA, keyB.PublicKey, IpB, new IPEndPoint(IPAddress.Loopback, b.ListenPort), configurePeerOfA), null, time, transportA);
+        var a = new MeshNode(Options(keyA, IpA, keyB.PublicKey, IpB, new IPEndPoint(IPAddress.Loopback, b.ListenPort), configurePeerOfA), loggerA, time, transportA);
         await a.StartAsync();
         return new NodePair(a, b, keyA, keyB);
     }
@@ -107,6 +109,18 @@ public static class TaskTimeouts
         catch (TimeoutException)
         {
             Assert.Fail($"{what} did not happen within {limit}");
+        }
+    }
+
+    public static async Task Within(this Task task, TimeSpan limit, Func<string> what)
+    {
+        try
+        {
+            await task.WaitAsync(limit);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"{what()} did not happen within {limit}");
         }
     }
 

@@ -1,3 +1,4 @@
+using TunnelMesh.Net.Tests.Support;
 using FsCheck;
 using FsCheck.Fluent;
 using TunnelMesh.Net.Transport;
@@ -139,19 +140,7 @@ public class KeypairTests
             }
         }
 
-        for (int i = 0; i < 100; i++)
-        {
-            RoundTrip(); // warm up (JIT, tiering)
-        }
-
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
-        {
-            RoundTrip();
-        }
-
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.Equal(0, allocated);
+        Allocations.AssertNonePerCall(10_000, _ => RoundTrip(), "seal + open of 1420 bytes");
     }
 
     [Fact]
@@ -159,21 +148,11 @@ public class KeypairTests
     {
         var (sender, _) = Keys();
         var packet = new PacketBuffer(null);
-        for (int i = 0; i < 100; i++)
+        Allocations.AssertNonePerCall(10_000, _ =>
         {
             packet.Reset();
             packet.Length = 1420;
             sender.TrySeal(packet);
-        }
-
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
-        {
-            packet.Reset();
-            packet.Length = 1420;
-            sender.TrySeal(packet);
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }, "seal of 1420 bytes");
     }
 }
