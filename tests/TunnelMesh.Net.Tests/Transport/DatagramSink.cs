@@ -21,6 +21,11 @@ internal sealed class DatagramSink : IDatagramReceiver, IDisposable
 
     public int LastThreadId { get; private set; }
 
+    /// <summary>The receive thread's own allocation counter, read at the end of the last batch.</summary>
+    public long ReceiveThreadAllocatedBytes => Interlocked.Read(ref _receiveThreadAllocated);
+
+    private long _receiveThreadAllocated;
+
     public void OnDatagrams(ReadOnlySpan<PacketBuffer> batch)
     {
         LastThreadId = Environment.CurrentManagedThreadId;
@@ -35,6 +40,7 @@ internal sealed class DatagramSink : IDatagramReceiver, IDisposable
         }
 
         Interlocked.Add(ref _count, batch.Length);
+        Interlocked.Exchange(ref _receiveThreadAllocated, GC.GetAllocatedBytesForCurrentThread());
         _arrivals.Release(batch.Length);
     }
 
