@@ -139,19 +139,26 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         peer.SendPacket(ipPacket);
     }
 
-    private WireGuardPeer? RouteOutbound(ReadOnlySpan<byte> packet)
+    private WireGuardPeer? RouteOutbound(ReadOnlySpan<byte> packet) =>
+        TryGetAddress(packet, source: false, out var destination) ? _allowedIps.Lookup(destination) : null;
+
+    /// <summary>The source or destination address field of an IPv4 or IPv6 packet (4 or 16 bytes).</summary>
+    private static bool TryGetAddress(ReadOnlySpan<byte> packet, bool source, out ReadOnlySpan<byte> address)
     {
         if (packet.Length >= 20 && packet[0] >> 4 == 4)
         {
-            return _allowedIps.Lookup(packet.Slice(16, 4));
+            address = packet.Slice(source ? 12 : 16, 4);
+            return true;
         }
 
         if (packet.Length >= 40 && packet[0] >> 4 == 6)
         {
-            return _allowedIps.Lookup(packet.Slice(24, 16));
+            address = packet.Slice(source ? 8 : 24, 16);
+            return true;
         }
 
-        return null;
+        address = default;
+        return false;
     }
 
     /// <summary>Sends a handshake initiation to the peer (rate-limited to one per REKEY_TIMEOUT unless retrying).</summary>
@@ -284,7 +291,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
     private bool HandleTransport(PacketBuffer datagram)
     {
-        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Span[4..]);
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Span[WireGuardSpec.Transport.Receiver..]);
         if (!_indices.TryGetValue(receiver, out var entry) || entry.Keypair is not { } keypair)
         {
             Drops.Increment(DropReason.UnknownReceiverIndex);
@@ -351,22 +358,13 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
 
         peer.OnDataReceived();
-        var packet = datagram.Span;
-        WireGuardPeer? allowed = null;
-        if (packet[0] >> 4 == 4 && packet.Length >= 20)
-        {
-            allowed = _allowedIps.Lookup(packet.Slice(12, 4));
-        }
-        else if (packet[0] >> 4 == 6 && packet.Length >= 40)
-        {
-            allowed = _allowedIps.Lookup(packet.Slice(8, 16));
-        }
-        else
+        if (!TryGetAddress(datagram.Span, source: true, out var sourceAddress))
         {
             Drops.Increment(DropReason.MalformedPacket);
             return false;
         }
 
+        var allowed = _allowedIps.Lookup(sourceAddress);
         if (!ReferenceEquals(allowed, peer))
         {
             Drops.Increment(DropReason.SourceNotAllowed);
@@ -387,7 +385,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             return;
         }
 
-        if (!PassesLoadCheck(datagram, senderIndex: BinaryPrimitives.ReadUInt32LittleEndian(message[4..])))
+        if (!PassesLoadCheck(datagram, senderIndex: BinaryPrimitives.ReadUInt32LittleEndian(message[WireGuardSpec.Initiation.Sender..])))
         {
             return;
         }
@@ -470,7 +468,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     {
         var message = datagram.Span;
         Interlocked.Increment(ref HandshakeMessagesReceived);
-        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[8..]);
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(message[WireGuardSpec.Response.Receiver..]);
         if (!_indices.TryGetValue(receiver, out var entry) || entry.Keypair is not null)
         {
             Drops.Increment(DropReason.UnknownReceiverIndex);
@@ -483,7 +481,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             return;
         }
 
-        if (!PassesLoadCheck(datagram, senderIndex: BinaryPrimitives.ReadUInt32LittleEndian(message[4..])))
+        if (!PassesLoadCheck(datagram, senderIndex: BinaryPrimitives.ReadUInt32LittleEndian(message[WireGuardSpec.Response.Sender..])))
         {
             return;
         }
@@ -521,7 +519,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
     private void HandleCookieReply(PacketBuffer datagram)
     {
-        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Span[4..]);
+        uint receiver = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Span[WireGuardSpec.CookieReply.Receiver..]);
         if (!_indices.TryGetValue(receiver, out var entry) || !entry.Peer.Cookies.ConsumeReply(datagram.Span))
         {
             Drops.Increment(DropReason.InvalidCookieReply);

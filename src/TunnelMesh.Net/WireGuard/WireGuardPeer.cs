@@ -251,8 +251,9 @@ internal sealed class WireGuardPeer
             return false;
         }
 
+        // Age is the peer's to check (the keypair has no clock); the message limit is TrySeal's.
         var age = _device.Time.GetElapsedTime(keypair.CreatedTimestamp);
-        if (age >= ProtocolConstants.RejectAfterTime || keypair.SendCounter >= ProtocolConstants.RejectAfterMessages - 1)
+        if (age >= ProtocolConstants.RejectAfterTime)
         {
             return false;
         }
