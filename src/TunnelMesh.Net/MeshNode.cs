@@ -176,6 +176,32 @@ public sealed class MeshNode : IAsyncDisposable
         return Stack.BindUdp(port);
     }
 
+    /// <summary>Listens for TCP connections on <paramref name="port"/> of the node's mesh address.</summary>
+    /// <exception cref="System.Net.Sockets.SocketException">The port is already in use on this node.</exception>
+    public Task<MeshTcpListener> ListenAsync(int port, CancellationToken cancellationToken = default) =>
+        ListenAsync(port, new MeshTcpListenerOptions(), cancellationToken);
+
+    /// <summary>Listens for TCP connections on <paramref name="port"/> of the node's mesh address.</summary>
+    /// <exception cref="System.Net.Sockets.SocketException">The port is already in use on this node.</exception>
+    public Task<MeshTcpListener> ListenAsync(int port, MeshTcpListenerOptions options, CancellationToken cancellationToken = default) =>
+        throw new NotImplementedException();
+
+    /// <summary>Opens a TCP connection to <paramref name="address"/>:<paramref name="port"/> through the mesh.</summary>
+    /// <exception cref="System.Net.Sockets.SocketException">
+    /// <see cref="SocketError.ConnectionRefused"/> when the peer answers with RST; <see cref="SocketError.HostUnreachable"/>
+    /// when no peer routes the address or an ICMP unreachable comes back; <see cref="SocketError.TimedOut"/> after the connect timeout.
+    /// </exception>
+    public Task<MeshTcpStream> DialAsync(IPAddress address, int port, CancellationToken cancellationToken = default) =>
+        DialAsync(new IPEndPoint(address, port), null, cancellationToken);
+
+    /// <summary>Opens a TCP connection to a host given as an IP address literal (mesh names come with the coordinator).</summary>
+    public Task<MeshTcpStream> DialAsync(string host, int port, CancellationToken cancellationToken = default) =>
+        DialAsync(IPAddress.Parse(host), port, cancellationToken);
+
+    /// <summary>Opens a TCP connection to <paramref name="remote"/> through the mesh with the given connection settings.</summary>
+    public Task<MeshTcpStream> DialAsync(IPEndPoint remote, MeshTcpOptions? options, CancellationToken cancellationToken = default) =>
+        throw new NotImplementedException();
+
     /// <summary>A snapshot of the node's per-peer counters and drops by reason.</summary>
     public MeshNodeStatistics GetStatistics()
     {
