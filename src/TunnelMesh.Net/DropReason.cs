@@ -74,4 +74,16 @@ public enum DropReason
 
     /// <summary>A datagram the transport could not send.</summary>
     SendFailed,
+
+    /// <summary>A TCP segment for a port with no listener and no connection (answered with RST).</summary>
+    TcpNoConnection,
+
+    /// <summary>A TCP segment outside the receive window, failing PAWS, or otherwise unacceptable (answered with an ACK as RFC 9293 asks).</summary>
+    TcpUnacceptable,
+
+    /// <summary>A SYN to a listener whose backlog of pending connections is full.</summary>
+    TcpBacklogFull,
+
+    /// <summary>Out-of-order TCP data that would have needed more reassembly ranges than the connection keeps.</summary>
+    TcpReassemblyFull,
 }

@@ -183,8 +183,17 @@ public sealed class MeshNode : IAsyncDisposable
 
     /// <summary>Listens for TCP connections on <paramref name="port"/> of the node's mesh address.</summary>
     /// <exception cref="System.Net.Sockets.SocketException">The port is already in use on this node.</exception>
-    public Task<MeshTcpListener> ListenAsync(int port, MeshTcpListenerOptions options, CancellationToken cancellationToken = default) =>
-        throw new NotImplementedException();
+    public Task<MeshTcpListener> ListenAsync(int port, MeshTcpListenerOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        cancellationToken.ThrowIfCancellationRequested();
+        options.Validate();
+        ThrowIfNotRunning();
+        var core = Stack.Tcp.Listen((ushort)port, options);
+        return Task.FromResult(new MeshTcpListener(core, new IPEndPoint(Address, port)));
+    }
 
     /// <summary>Opens a TCP connection to <paramref name="address"/>:<paramref name="port"/> through the mesh.</summary>
     /// <exception cref="System.Net.Sockets.SocketException">
@@ -199,8 +208,27 @@ public sealed class MeshNode : IAsyncDisposable
         DialAsync(IPAddress.Parse(host), port, cancellationToken);
 
     /// <summary>Opens a TCP connection to <paramref name="remote"/> through the mesh with the given connection settings.</summary>
-    public Task<MeshTcpStream> DialAsync(IPEndPoint remote, MeshTcpOptions? options, CancellationToken cancellationToken = default) =>
-        throw new NotImplementedException();
+    public async Task<MeshTcpStream> DialAsync(IPEndPoint remote, MeshTcpOptions? options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        if (remote.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException("Only IPv4 mesh addresses can be dialled so far.", nameof(remote));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(remote.Port, 1, nameof(remote));
+        options ??= MeshTcpOptions.Default;
+        options.Validate(nameof(MeshTcpOptions));
+        ThrowIfNotRunning();
+        uint destination = BinaryPrimitives.ReadUInt32BigEndian(remote.Address.GetAddressBytes());
+        if (!Device.HasRouteTo(remote.Address))
+        {
+            throw new SocketException((int)SocketError.HostUnreachable, $"No peer of this node routes {remote.Address} (it is in no peer's allowed IPs).");
+        }
+
+        var connection = await Stack.Tcp.ConnectAsync(destination, (ushort)remote.Port, options, cancellationToken).ConfigureAwait(false);
+        return new MeshTcpStream(connection);
+    }
 
     /// <summary>A snapshot of the node's per-peer counters and drops by reason.</summary>
     public MeshNodeStatistics GetStatistics()

@@ -1,6 +1,8 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using TunnelMesh.Net.Stack.Tcp;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
 
@@ -78,7 +80,17 @@ internal sealed class NetStack : IAsyncDisposable
         _icmpTokensUpdated = time.GetTimestamp();
         _pingIdentifier = (ushort)Random.Shared.Next(0, 65536);
         _ipIdentification = Random.Shared.Next();
+        Tcp = new TcpStack(this, logger);
     }
+
+    /// <summary>The TCP layer.</summary>
+    public TcpStack Tcp { get; }
+
+    internal TimeProvider Time => _time;
+
+    internal PacketBufferPool Pool => _pool;
+
+    internal DropCounters Drops => _drops;
 
     /// <summary>The node's IPv4 address (host order).</summary>
     public uint Address => _address;
@@ -325,8 +337,12 @@ internal sealed class NetStack : IAsyncDisposable
 
                 break;
             case IcmpV4Type.DestinationUnreachable or IcmpV4Type.TimeExceeded:
-                // Consumed. TCP will look at the quoted header to fail a connection attempt early.
                 Log.IcmpErrorReceived(_logger, (byte)icmp.Type, icmp.Code, ip.Source);
+                if (icmp.Type == IcmpV4Type.DestinationUnreachable)
+                {
+                    NotifyTcpOfUnreachable(icmp.Payload, (IcmpV4UnreachableCode)icmp.Code);
+                }
+
                 packet.Return();
                 break;
             default:
@@ -367,11 +383,39 @@ internal sealed class NetStack : IAsyncDisposable
         }
     }
 
-    /// <summary>The dispatch point for TCP (protocol 6). Until the TCP issue lands, segments are dropped unanswered.</summary>
-    private void DeliverTcp(PacketBuffer packet, Ipv4Packet ip)
+    private void DeliverTcp(PacketBuffer packet, Ipv4Packet ip) => Tcp.Deliver(packet, ip);
+
+    /// <summary>
+    /// Sends a transport segment the caller wrote at offset 20 of <paramref name="packet"/>
+    /// (<paramref name="transportLength"/> bytes): the IPv4 header goes in front. Takes ownership.
+    /// </summary>
+    internal void SendTransport(PacketBuffer packet, uint destination, byte protocol, int transportLength)
     {
-        _ = ip;
-        Drop(packet, DropReason.UnsupportedProtocol);
+        new Ipv4Header(_address, destination, protocol, transportLength, Identification: NextIdentification()).Emit(packet.Span);
+        SendIpv4(packet);
+    }
+
+    /// <summary>
+    /// A destination unreachable quotes the start of the offending packet (its IP header and at
+    /// least 8 bytes, so truncated: read by hand, not through <see cref="Ipv4Packet"/>). When it is one
+    /// of our TCP segments, the connection it names may fail (RFC 1122 4.2.3.9).
+    /// </summary>
+    private void NotifyTcpOfUnreachable(ReadOnlySpan<byte> quote, IcmpV4UnreachableCode code)
+    {
+        if (quote.Length < Ipv4Packet.MinHeaderLength || quote[0] >> 4 != 4)
+        {
+            return;
+        }
+
+        int headerLength = (quote[0] & 0x0F) * 4;
+        if (headerLength < Ipv4Packet.MinHeaderLength || quote.Length < headerLength + 4 || quote[9] != IpProtocol.Tcp
+            || BinaryPrimitives.ReadUInt32BigEndian(quote[12..]) != _address)
+        {
+            return;
+        }
+
+        var error = code == IcmpV4UnreachableCode.PortUnreachable ? SocketError.ConnectionRefused : SocketError.HostUnreachable;
+        Tcp.OnIcmpUnreachable(BinaryPrimitives.ReadUInt32BigEndian(quote[16..]), quote[headerLength..], error);
     }
 
     /// <summary>Turns the echo request in <paramref name="packet"/> into its reply in place and sends it.</summary>
@@ -480,6 +524,7 @@ internal sealed class NetStack : IAsyncDisposable
     /// <summary>Closes every UDP socket and fails pending pings; later packets are dropped as before.</summary>
     public async ValueTask DisposeAsync()
     {
+        Tcp.Dispose();
         foreach (var socket in _udpSockets.Values)
         {
             await socket.DisposeAsync().ConfigureAwait(false);

@@ -139,6 +139,13 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         peer.SendPacket(ipPacket);
     }
 
+    /// <summary>Whether some peer's allowed IPs contain <paramref name="address"/>.</summary>
+    public bool HasRouteTo(System.Net.IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        return address.TryWriteBytes(bytes, out int written) && _allowedIps.Lookup(bytes[..written]) is not null;
+    }
+
     private WireGuardPeer? RouteOutbound(ReadOnlySpan<byte> packet) =>
         TryGetAddress(packet, source: false, out var destination) ? _allowedIps.Lookup(destination) : null;
 
