@@ -1,0 +1,181 @@
+using FsCheck;
+using FsCheck.Fluent;
+using TunnelMesh.Net.Stack.Tcp;
+
+namespace TunnelMesh.Net.Tests.Stack.Tcp;
+
+public class TcpAssemblerTests
+{
+    private const int Space = 256;
+
+    /// <summary>One step: add a segment [Offset, Offset + Length), or (Length &lt; 0) remove the front.</summary>
+    private sealed record Step(int Offset, int Length);
+
+    private static Gen<Step> StepGen { get; } = Gen.Frequency(
+        (8, from offset in Gen.Choose(0, 160) from length in Gen.Choose(0, 24) select new Step(offset, length)),
+        (1, from length in Gen.Choose(1, 24) select new Step(0, length)), // in-order data
+        (2, Gen.Constant(new Step(0, -1))));
+
+    private static Gen<(int MaxRanges, Step[] Steps)> ScenarioGen { get; } =
+        from maxRanges in Gen.Frequency((3, Gen.Choose(1, 6)), (1, Gen.Choose(7, 40)))
+        from steps in Gen.ListOf(StepGen).Select(l => l.ToArray())
+        select (maxRanges, steps);
+
+    /// <summary>The disjoint, non-touching ranges of received offsets in the model, sorted.</summary>
+    private static List<(int Start, int End)> ModelRanges(bool[] received)
+    {
+        var ranges = new List<(int, int)>();
+        for (int i = 0; i < received.Length; i++)
+        {
+            if (received[i] && (i == 0 || !received[i - 1]))
+            {
+                int end = i;
+                while (end < received.Length && received[end])
+                {
+                    end++;
+                }
+
+                ranges.Add((i, end));
+            }
+        }
+
+        return ranges;
+    }
+
+    private static (int Start, int End)[] SortedRanges(TcpAssembler assembler)
+    {
+        var ranges = new (int Start, int End)[assembler.RangeCount];
+        Assert.Equal(ranges.Length, assembler.GetRanges(ranges));
+        Array.Sort(ranges);
+        return ranges;
+    }
+
+    [Fact]
+    public void Agrees_with_a_bool_array_model()
+    {
+        Prop.ForAll(ScenarioGen.ToArbitrary(), scenario =>
+        {
+            var (maxRanges, steps) = scenario;
+            var assembler = new TcpAssembler(maxRanges);
+            var received = new bool[Space * 2];
+            foreach (var step in steps)
+            {
+                if (step.Length < 0)
+                {
+                    int prefix = 0;
+                    while (received[prefix])
+                    {
+                        prefix++;
+                    }
+
+                    if (assembler.RemoveFront() != prefix)
+                    {
+                        return false;
+                    }
+
+                    Array.Copy(received, prefix, received, 0, received.Length - prefix);
+                    Array.Clear(received, received.Length - prefix, prefix);
+                }
+                else
+                {
+                    var before = SortedRanges(assembler);
+                    var candidate = (bool[])received.Clone();
+                    Array.Fill(candidate, true, step.Offset, step.Length);
+                    bool fits = ModelRanges(candidate).Count <= maxRanges;
+                    bool added = assembler.Add(step.Offset, step.Length);
+                    if (added != fits)
+                    {
+                        return false;
+                    }
+
+                    if (added)
+                    {
+                        received = candidate;
+                    }
+                    else if (!SortedRanges(assembler).SequenceEqual(before))
+                    {
+                        return false; // a refused Add changed something
+                    }
+                }
+
+                var expected = ModelRanges(received);
+                if (!SortedRanges(assembler).SequenceEqual(expected)
+                    || assembler.RangeCount > maxRanges
+                    || assembler.IsEmpty != (expected.Count == 0))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }).QuickCheckThrowOnFailure();
+    }
+
+    [Fact]
+    public void Sack_order_puts_the_most_recent_range_first()
+    {
+        var assembler = new TcpAssembler();
+        Assert.True(assembler.Add(10, 5));
+        Assert.True(assembler.Add(30, 5));
+        Assert.True(assembler.Add(50, 5));
+        Assert.Equal([(50, 55), (30, 35), (10, 15)], Ranges(assembler, 4));
+
+        // Extending the oldest range makes it the most recent.
+        Assert.True(assembler.Add(15, 5));
+        Assert.Equal([(10, 20), (50, 55), (30, 35)], Ranges(assembler, 4));
+
+        // A duplicate inside a range refreshes it too (the segment that just arrived is in it).
+        Assert.True(assembler.Add(31, 2));
+        Assert.Equal([(30, 35), (10, 20), (50, 55)], Ranges(assembler, 4));
+
+        // Bridging two ranges merges them into one, the most recent.
+        Assert.True(assembler.Add(35, 15));
+        Assert.Equal([(30, 55), (10, 20)], Ranges(assembler, 4));
+
+        // A short destination gets the most recent ones.
+        Assert.Equal([(30, 55)], Ranges(assembler, 1));
+    }
+
+    [Fact]
+    public void Remove_front_shifts_the_rest_down()
+    {
+        var assembler = new TcpAssembler();
+        Assert.True(assembler.Add(5, 5));
+        Assert.True(assembler.Add(20, 5));
+        Assert.Equal(0, assembler.RemoveFront());
+        Assert.True(assembler.Add(0, 5)); // fills the gap at the receive point: touches [5, 10)
+        Assert.Equal(2, assembler.RangeCount);
+        Assert.Equal(10, assembler.RemoveFront());
+        Assert.Equal([(10, 15)], Ranges(assembler, 4));
+        Assert.Equal(0, assembler.RemoveFront());
+        assembler.Clear();
+        Assert.True(assembler.IsEmpty);
+        Assert.Equal(0, assembler.RemoveFront());
+    }
+
+    [Fact]
+    public void A_full_assembler_refuses_a_new_range_but_still_merges()
+    {
+        var assembler = new TcpAssembler(maxRanges: 2);
+        Assert.True(assembler.Add(10, 5));
+        Assert.True(assembler.Add(30, 5));
+        Assert.False(assembler.Add(50, 5));
+        Assert.False(assembler.Add(0, 5));
+        Assert.Equal([(30, 35), (10, 15)], Ranges(assembler, 4));
+        Assert.True(assembler.Add(35, 10)); // touches [30, 35)
+        Assert.True(assembler.Add(0, 10));  // touches [10, 15)
+        Assert.True(assembler.Add(3, 0));   // empty: nothing to do
+        Assert.Equal([(0, 15), (30, 45)], Ranges(assembler, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => assembler.Add(-1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => assembler.Add(1, -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => assembler.Add(int.MaxValue, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new TcpAssembler(0));
+    }
+
+    private static (int Start, int End)[] Ranges(TcpAssembler assembler, int max)
+    {
+        var ranges = new (int Start, int End)[max];
+        int count = assembler.GetRanges(ranges);
+        return ranges[..count];
+    }
+}
