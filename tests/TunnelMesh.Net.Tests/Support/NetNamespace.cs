@@ -63,6 +63,45 @@ public sealed partial class NetNamespace : IAsyncDisposable
         return socket ?? throw new InvalidOperationException("could not create a socket in the namespace", error);
     }
 
+    /// <summary>
+    /// Drops <paramref name="percent"/>% of the packets crossing <paramref name="device"/> in each
+    /// direction, at random (nftables <c>numgen random mod 100 &lt; N drop</c> on the device's netdev
+    /// ingress and egress hooks; this kernel has no netem). Replaces an earlier setting for the same
+    /// device; 0 removes the rules. Deleting the namespace removes them too.
+    /// </summary>
+    /// <remarks>
+    /// Ingress (packets arriving from the device) is loss on the wire. Egress happens before the
+    /// packet leaves the kernel, which reports the drop to the sender: kernel TCP keeps the segment
+    /// and sends it again later rather than losing it, a UDP socket with IP_RECVERR sees ENOBUFS, and
+    /// ping (which sets it) sends the same request again, so ping only measures the ingress loss.
+    /// For wire-like loss of the kernel's packets on a <see cref="TunLink"/>, use its
+    /// <see cref="TunLink.ReadLossPercent"/>.
+    /// </remarks>
+    public async Task SetRandomLossAsync(int percent, string device)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(percent);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(percent, 100);
+        string table = $"tmloss_{device}";
+
+        // Declaring the table first makes the delete succeed whether or not it existed; nft -f applies all of it atomically.
+        var script = new System.Text.StringBuilder()
+            .AppendLine($"table netdev {table}")
+            .AppendLine($"delete table netdev {table}");
+        if (percent > 0)
+        {
+            script.AppendLine($"table netdev {table} {{")
+                .AppendLine($"  chain ingress {{ type filter hook ingress device \"{device}\" priority 0; policy accept; numgen random mod 100 < {percent} drop; }}")
+                .AppendLine($"  chain egress {{ type filter hook egress device \"{device}\" priority 0; policy accept; numgen random mod 100 < {percent} drop; }}")
+                .AppendLine("}");
+        }
+
+        var r = await ProcessRunner.RunAsync("ip", ["netns", "exec", Name, "nft", "-f", "-"], stdin: script.ToString());
+        if (r.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"[{Name}] nft loss rules for {device} exited {r.ExitCode}: {r.All}\n{script}");
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await ProcessRunner.RunAsync("ip", ["netns", "del", Name]);
