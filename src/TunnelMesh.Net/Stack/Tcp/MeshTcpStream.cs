@@ -156,12 +156,4 @@ public sealed class MeshTcpStream : Stream, IDuplexPipe
 
         base.Dispose(disposing);
     }
-
-    /// <inheritdoc/>
-    public override ValueTask DisposeAsync()
-    {
-        Dispose(true);
-        GC.SuppressFinalize(this);
-        return ValueTask.CompletedTask;
-    }
 }

@@ -723,7 +723,7 @@ internal sealed class TcpConnection
     {
         int acked = ack - _sndUna;
         var dataEnd = _sndBufStart + _sendBuffer.Count;
-        int dataAcked = Math.Max(0, Math.Min(ack, dataEnd) - _sndBufStart);
+        int dataAcked = Math.Max(0, SeqNumber.Min(ack, dataEnd) - _sndBufStart);
         if (dataAcked > 0)
         {
             _sendBuffer.Discard(dataAcked);
@@ -1708,10 +1708,7 @@ internal sealed class TcpConnection
                     throw StreamError(_error);
                 }
 
-                if (_appClosed || _state == TcpState.Closed)
-                {
-                    throw new ObjectDisposedException(nameof(MeshTcpStream));
-                }
+                ObjectDisposedException.ThrowIf(_appClosed || _state == TcpState.Closed, typeof(MeshTcpStream));
 
                 if (_readWaiting)
                 {
@@ -1723,7 +1720,7 @@ internal sealed class TcpConnection
                 _readWaiting = true;
             }
 
-            await WaitAsync(_readSignal, cancellationToken, isRead: true).ConfigureAwait(false);
+            await WaitAsync(_readSignal, isRead: true, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -1761,10 +1758,7 @@ internal sealed class TcpConnection
                     throw StreamError(_error);
                 }
 
-                if (_appClosed)
-                {
-                    throw new ObjectDisposedException(nameof(MeshTcpStream));
-                }
+                ObjectDisposedException.ThrowIf(_appClosed, typeof(MeshTcpStream));
 
                 if (_finQueued || _state is not (TcpState.Established or TcpState.CloseWait))
                 {
@@ -1812,11 +1806,11 @@ internal sealed class TcpConnection
                 _writeWaiting = true;
             }
 
-            await WaitAsync(_writeSignal, cancellationToken, isRead: false).ConfigureAwait(false);
+            await WaitAsync(_writeSignal, isRead: false, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private async ValueTask WaitAsync(TcpSignal signal, CancellationToken cancellationToken, bool isRead)
+    private async ValueTask WaitAsync(TcpSignal signal, bool isRead, CancellationToken cancellationToken)
     {
         if (!cancellationToken.CanBeCanceled)
         {
