@@ -360,14 +360,14 @@ public class NetStackTests
         pair.DeliverToB(v6);
         Assert.Equal(1, pair.DropsB.Get(DropReason.UnsupportedProtocol));
 
-        // TCP has a dispatch point but no handler yet: dropped, no ICMP.
+        // A TCP header whose data offset is zero: malformed, dropped, no reply (no RST, no ICMP).
         pair.DeliverToB(WireGen.Ipv4Packet(new Ipv4Header(StackPair.AddressA, StackPair.AddressB, IpProtocol.Tcp, 0), new byte[20]));
-        Assert.Equal(2, pair.DropsB.Get(DropReason.UnsupportedProtocol));
+        Assert.Equal(3, pair.DropsB.Get(DropReason.MalformedPacket));
         Assert.Empty(pair.LinkBtoA.Sent);
 
         // GRE: unsupported, answered with protocol unreachable.
         pair.DeliverToB(WireGen.Ipv4Packet(new Ipv4Header(StackPair.AddressA, StackPair.AddressB, 47, 0), new byte[8]));
-        Assert.Equal(3, pair.DropsB.Get(DropReason.UnsupportedProtocol));
+        Assert.Equal(2, pair.DropsB.Get(DropReason.UnsupportedProtocol));
         var error = Assert.Single(pair.LinkBtoA.Sent);
         Assert.True(Ipv4Packet.TryCreate(error, out var ip));
         Assert.True(IcmpV4Packet.TryCreate(ip.Payload, out var icmp));
