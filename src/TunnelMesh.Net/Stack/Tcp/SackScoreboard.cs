@@ -19,16 +19,16 @@ namespace TunnelMesh.Net.Stack.Tcp;
 /// </remarks>
 internal sealed class SackScoreboard
 {
-    private readonly SeqNumber[] _starts;
-    private readonly SeqNumber[] _ends;
+    private readonly int _maxRanges;
+    private SeqNumber[] _starts = []; // allocated with the first SACK: idle connections stay small
+    private SeqNumber[] _ends = [];
     private int _count;
 
     /// <summary>Creates an empty scoreboard that remembers at most <paramref name="maxRanges"/> ranges.</summary>
     public SackScoreboard(int maxRanges = TcpConstants.MaxScoreboardRanges)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRanges, 1);
-        _starts = new SeqNumber[maxRanges];
-        _ends = new SeqNumber[maxRanges];
+        _maxRanges = maxRanges;
     }
 
     /// <summary>Whether no SACKed range is held.</summary>
@@ -298,6 +298,12 @@ internal sealed class SackScoreboard
         int merged = j - i;
         if (merged == 0)
         {
+            if (_starts.Length == 0)
+            {
+                _starts = new SeqNumber[_maxRanges];
+                _ends = new SeqNumber[_maxRanges];
+            }
+
             if (_count == _starts.Length)
             {
                 if (i == _count)

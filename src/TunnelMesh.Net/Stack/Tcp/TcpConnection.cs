@@ -43,6 +43,8 @@ internal sealed class TcpConnection
     private ByteRing _recvBuffer;
     private readonly TcpAssembler _assembler = new(TcpConstants.MaxReassemblyRanges);
     private readonly SackScoreboard _scoreboard = new(TcpConstants.MaxScoreboardRanges);
+    private Retransmission[]? _retransmits; // allocated on the first loss: idle connections stay small
+    private int _retransmitCount;
     private readonly RttEstimator _rtt = new(TcpConstants.InitialRto, TcpConstants.MinRto, TcpConstants.MaxRto);
     private readonly TcpSignal _readSignal = new();
     private readonly TcpSignal _writeSignal = new();
@@ -709,7 +711,11 @@ internal sealed class TcpConnection
 
         if (ack > _sndUna)
         {
-            OnNewAck(ack, now);
+            OnNewAck(ack, options.HasTimestamps ? options.TimestampEcho : 0, now);
+        }
+        else if (_inRecovery && newlySacked > 0)
+        {
+            DetectLostRetransmissions(now);
         }
         else if (ack == _sndUna && _sndMax > _sndUna && (newlySacked > 0 || (payloadLength == 0 && !synOrFin && !windowChanged)))
         {
@@ -719,7 +725,7 @@ internal sealed class TcpConnection
         return true;
     }
 
-    private void OnNewAck(SeqNumber ack, TimeSpan now)
+    private void OnNewAck(SeqNumber ack, uint timestampEcho, TimeSpan now)
     {
         int acked = ack - _sndUna;
         var dataEnd = _sndBufStart + _sendBuffer.Count;
@@ -743,7 +749,22 @@ internal sealed class TcpConnection
         }
 
         TimeSpan? sample = null;
-        if (_rttTiming && ack > _rttSeq)
+        if (_tsOk && timestampEcho != 0)
+        {
+            // RFC 7323 section 4.1: with timestamps every ACK that advances SND.UNA measures the
+            // RTT, retransmissions included (the echo says which transmission it answers), so a
+            // backed-off RTO recovers with the first ACK after a timeout instead of waiting for
+            // Karn's next untimed segment.
+            uint elapsed = TimestampNow(now) - timestampEcho;
+            if (elapsed < 60_000)
+            {
+                sample = TimeSpan.FromMilliseconds(Math.Max(1, elapsed));
+                _rtt.AddSample(sample.Value);
+            }
+
+            _rttTiming = false;
+        }
+        else if (_rttTiming && ack > _rttSeq)
         {
             sample = now - _rttStart;
             _rttTiming = false;
@@ -757,7 +778,12 @@ internal sealed class TcpConnection
             {
                 _inRecovery = false;
                 _renoInflation = 0;
+                _retransmitCount = 0;
                 _cc.OnRecoveryExit(now);
+            }
+            else if (_sackOk)
+            {
+                DetectLostRetransmissions(now);
             }
             else if (!_sackOk)
             {
@@ -783,6 +809,55 @@ internal sealed class TcpConnection
             _writeWaiting = false;
             _writeSignal.Set();
         }
+    }
+
+    /// <summary>Remembers a retransmission made during SACK recovery and how far new data had gone when it left.</summary>
+    private void RecordRetransmission(SeqNumber start, int length)
+    {
+        _retransmits ??= new Retransmission[TcpConstants.MaxTrackedRetransmissions];
+        if (_retransmitCount < _retransmits.Length)
+        {
+            _retransmits[_retransmitCount++] = new Retransmission(start, length, _sndMax);
+        }
+    }
+
+    /// <summary>
+    /// Lost-retransmission detection (as Linux did before RACK, and RFC 8985 generalises): a
+    /// retransmission is lost when data first sent after it has been SACKed by more than the
+    /// reordering allowance while it is still neither ACKed nor SACKed. It is sent again at once;
+    /// without this only the RTO repairs it, and at a few percent loss every such RTO collapses
+    /// the window.
+    /// </summary>
+    private void DetectLostRetransmissions(TimeSpan now)
+    {
+        if (_scoreboard.IsEmpty || _retransmits is null)
+        {
+            return;
+        }
+
+        var highestSacked = _scoreboard.HighestSacked;
+        int kept = 0;
+        for (int i = 0; i < _retransmitCount; i++)
+        {
+            var r = _retransmits[i];
+            var end = r.Start + r.Length;
+            if (end <= _sndUna)
+            {
+                continue; // acknowledged: forget it
+            }
+
+            var start = SeqNumber.Max(r.Start, _sndUna);
+            if (!_scoreboard.IsSacked(start) && highestSacked - r.SentBefore >= TcpConstants.DupThresh * _smss)
+            {
+                Counters.LostRetransmissions++;
+                RetransmitFrom(start, end - start, now);
+                r = new Retransmission(start, end - start, _sndMax);
+            }
+
+            _retransmits[kept++] = r;
+        }
+
+        _retransmitCount = kept;
     }
 
     private void OnDuplicateAck(TimeSpan now)
@@ -823,6 +898,8 @@ internal sealed class TcpConnection
         RetransmitFrom(_sndUna, length, now);
         if (_sackOk)
         {
+            _retransmitCount = 0;
+            RecordRetransmission(_sndUna, length);
             _highRxt = _sndUna + (length - 1);
         }
         else
@@ -1047,6 +1124,7 @@ internal sealed class TcpConnection
                     || (!CanSendNew(cwnd, pipe, now) && _scoreboard.TryNextSegment(_sndUna, _highRxt, _smss, true, out start, out length)))
                 {
                     RetransmitFrom(start, length, now);
+                    RecordRetransmission(start, length);
                     if (start + (length - 1) > _highRxt)
                     {
                         _highRxt = start + (length - 1);
@@ -1296,8 +1374,10 @@ internal sealed class TcpConnection
             options.TimestampEcho = _tsRecent;
         }
 
-        if (_sackOk && !_assembler.IsEmpty && length <= _smss - 36)
+        bool sackPending = _sackOk && !_assembler.IsEmpty;
+        if (sackPending && length <= _smss - 36)
         {
+            sackPending = false;
             int count = _assembler.GetRanges(_rangeScratch.AsSpan(0, _tsOk ? 3 : 4));
             for (int i = 0; i < count; i++)
             {
@@ -1312,6 +1392,13 @@ internal sealed class TcpConnection
         if ((flags & TcpFlags.Ack) != 0)
         {
             _lastAckSent = _rcvNxt;
+        }
+
+        // A full data segment has no room for SACK blocks: while data is out of order the ACK still
+        // owed goes out as its own segment (FlushAck). Otherwise the peer learns of no hole, and
+        // since its data carrying our ACKs is no duplicate ACK, it could only repair loss by timeout.
+        if ((flags & TcpFlags.Ack) != 0 && !sackPending)
+        {
             _segmentsSinceAck = 0;
             _ackDeadline = Never;
             _ackNow = false;
@@ -1510,6 +1597,7 @@ internal sealed class TcpConnection
         _dupAcks = 0;
         _rttTiming = false;
         _scoreboard.Clear();
+        _retransmitCount = 0;
         _recoveryPoint = _sndMax; // no fast recovery for the data outstanding now (RFC 6582 "recover")
         _sndNxt = _sndUna;        // go back N, one segment at a time under the loss window
         _forceSend = true;
@@ -2001,6 +2089,7 @@ internal sealed class TcpConnectionCounters
     public long BytesSent;
     public long BytesReceived;
     public long Retransmissions;
+    public long LostRetransmissions;
     public long FastRetransmits;
     public long Timeouts;
     public long DuplicateAcks;
@@ -2011,3 +2100,6 @@ internal sealed class TcpConnectionCounters
     public long ReceiveBufferGrowths;
     public bool Established;
 }
+
+/// <summary>A retransmission made during SACK recovery: its range, and SND.MAX when it was sent.</summary>
+internal readonly record struct Retransmission(SeqNumber Start, int Length, SeqNumber SentBefore);

@@ -94,6 +94,9 @@ internal static class TcpConstants
     /// <summary>SACKed ranges a sender tracks.</summary>
     public const int MaxScoreboardRanges = 32;
 
+    /// <summary>Retransmissions of one SACK recovery watched for loss (more are left to the RTO).</summary>
+    public const int MaxTrackedRetransmissions = 64;
+
     /// <summary>In-order full segments received before an ACK is sent at once instead of delayed (RFC 9293 3.8.6.3: at least every second).</summary>
     public const int AckEverySegments = 2;
 }
