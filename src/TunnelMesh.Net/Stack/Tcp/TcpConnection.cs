@@ -84,6 +84,7 @@ internal sealed class TcpConnection
     private int _smss = TcpConstants.DefaultMss;
     private bool _sackOk;
     private bool _tsOk;
+    private bool _wsOk;
     private uint _tsRecent;
     private readonly uint _tsOffset;
 
@@ -350,6 +351,7 @@ internal sealed class TcpConnection
             _tsRecent = options.TimestampValue;
         }
 
+        _wsOk = options.WindowScale >= 0;
         if (options.WindowScale >= 0)
         {
             _sndWndShift = Math.Min(options.WindowScale, 14);
@@ -1230,7 +1232,8 @@ internal sealed class TcpConnection
         }
         else
         {
-            if (_rcvWndShift > 0 || _sndWndShift > 0 || _recvBuffer.MaxCapacity > 65535)
+            // RFC 7323 2.2: in a SYN-ACK only when the SYN offered it.
+            if (_wsOk)
             {
                 options.WindowScale = _rcvWndShift;
             }
