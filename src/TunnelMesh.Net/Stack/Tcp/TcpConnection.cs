@@ -1250,6 +1250,11 @@ internal sealed class TcpConnection
         ushort window = (ushort)Math.Min(65535, ReceiveSpace());
         _rcvAdvEdge = withAck ? _rcvNxt + window : _rcvAdvEdge;
         BuildAndSend(_iss, withAck ? _rcvNxt : default, flags, window, options, 0, now);
+        if (withAck)
+        {
+            _lastAckSent = _rcvNxt; // Last.ACK.sent of RFC 7323 4.3, so the handshake's ACK updates TS.Recent
+        }
+
         Counters.SegmentsSent++;
     }
 
