@@ -472,8 +472,19 @@ internal sealed class TcpConnection
         // A retransmitted SYN while our SYN-ACK is unanswered: send the SYN-ACK again.
         if (_state == TcpState.SynReceived && syn && !rst && seq == _irs)
         {
-            SendSyn(now, withAck: true);
-            return;
+            // Simultaneous open (RFC 9293 figure 8, line 6): the peer's SYN-ACK acknowledges our SYN;
+            // take its ACK and skip its already-counted SYN (as Linux's tcp_validate_incoming does).
+            if (_listener is null && (flags & TcpFlags.Ack) != 0 && !fin && payload.IsEmpty
+                && new SeqNumber(segment.AcknowledgmentNumber) == _sndNxt)
+            {
+                syn = false;
+                seq += 1;
+            }
+            else
+            {
+                SendSyn(now, withAck: true);
+                return;
+            }
         }
 
         // PAWS (RFC 7323 5.3): a timestamp older than the last one in sequence means an old duplicate.
