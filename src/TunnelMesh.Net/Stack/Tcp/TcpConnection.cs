@@ -443,6 +443,10 @@ internal sealed class TcpConnection
             {
                 _rtt.AddSample(now - _rttStart);
             }
+            else
+            {
+                _rtt.RaiseTo(TcpConstants.RtoAfterSynTimeout);
+            }
 
             _retries = 0;
             _rtoDeadline = Never;
@@ -586,6 +590,10 @@ internal sealed class TcpConnection
             if (_retries == 0)
             {
                 _rtt.AddSample(now - _rttStart);
+            }
+            else
+            {
+                _rtt.RaiseTo(TcpConstants.RtoAfterSynTimeout);
             }
 
             _retries = 0;

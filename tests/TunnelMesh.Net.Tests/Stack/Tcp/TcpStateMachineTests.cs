@@ -819,6 +819,41 @@ public sealed class TcpStateMachineTests
         h.Deliver(new Segment(ServicePort, syn.SourcePort, PeerIss, syn.Seq + 1, TcpFlags.Syn | TcpFlags.Ack, 65535) { Options = PeerSynOptions() });
         var connection = await connect;
         Assert.Equal(TimeSpan.FromSeconds(3), connection.RetransmissionTimeout);
+
+        // The data's first timeout then comes at 3 s.
+        await connection.WriteAsync(new byte[10], CancellationToken.None);
+        h.TakeAll();
+        h.Advance(TimeSpan.FromSeconds(3) - TimeSpan.FromTicks(1));
+        h.AssertNothingSent();
+        h.Advance(TimeSpan.FromTicks(1));
+        Assert.Equal(10, h.Next().Payload.Length);
+    }
+
+    [Fact]
+    public async Task Rto_is_3_s_after_the_handshake_when_the_syn_ack_was_retransmitted()
+    {
+        var h = new TcpHarness();
+        var listener = h.Stack.Tcp.Listen(ServicePort, new MeshTcpListenerOptions());
+        var link = await SynReceivedAsync(h, listener);
+        h.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(TcpFlags.Syn | TcpFlags.Ack, h.Next().Flags);
+        h.Advance(Rtt);
+        link.SendAck();
+        Assert.Equal(TcpState.Established, link.State);
+        Assert.Equal(TimeSpan.FromSeconds(3), link.Connection.RetransmissionTimeout);
+    }
+
+    [Fact]
+    public async Task Rto_keeps_a_backed_off_value_above_3_s_after_the_handshake()
+    {
+        var h = new TcpHarness();
+        var connect = h.Stack.Tcp.ConnectAsync(TcpHarness.PeerAddress, ServicePort, MeshTcpOptions.Default, CancellationToken.None);
+        var syn = h.Next();
+        h.Advance(TimeSpan.FromSeconds(3)); // SYNs again at 1 s and 3 s: the RTO is 4 s
+        Assert.Equal(2, h.TakeAll().Count);
+        h.Deliver(new Segment(ServicePort, syn.SourcePort, PeerIss, syn.Seq + 1, TcpFlags.Syn | TcpFlags.Ack, 65535) { Options = PeerSynOptions() });
+        var connection = await connect;
+        Assert.Equal(TimeSpan.FromSeconds(4), connection.RetransmissionTimeout);
     }
 
     [Fact]
