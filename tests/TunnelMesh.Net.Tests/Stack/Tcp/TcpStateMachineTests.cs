@@ -1025,6 +1025,47 @@ public sealed class TcpStateMachineTests
         Assert.Equal(10, data.Payload.Length);
     }
 
+    [Fact]
+    public async Task Keepalive_probes_an_idle_peer_at_snd_una_minus_1_and_resets_after_the_unanswered_ones()
+    {
+        var h = new TcpHarness();
+        var options = new MeshTcpOptions { KeepAliveTime = TimeSpan.FromSeconds(10), KeepAliveInterval = TimeSpan.FromSeconds(1), KeepAliveProbes = 3 };
+        var link = await OpenActiveAsync(h, options);
+
+        h.Advance(TimeSpan.FromSeconds(10) - TimeSpan.FromTicks(1));
+        h.AssertNothingSent();
+        h.Advance(TimeSpan.FromTicks(1));
+        var probe = h.Next();
+        Assert.Equal(TcpFlags.Ack, probe.Flags);
+        Assert.Equal(link.SndNxt - 1, probe.Seq);
+        Assert.Equal(link.RcvNxt, probe.Ack);
+        Assert.Empty(probe.Payload);
+
+        // An answer makes the connection idle from now on.
+        h.Advance(500);
+        link.SendAck();
+        h.Advance(TimeSpan.FromSeconds(10) - TimeSpan.FromTicks(1));
+        h.AssertNothingSent();
+        h.Advance(TimeSpan.FromTicks(1));
+        Assert.Equal(link.SndNxt - 1, h.Next().Seq);
+
+        // No answers: two more probes one interval apart, then a reset.
+        for (int i = 0; i < 2; i++)
+        {
+            h.Advance(TimeSpan.FromSeconds(1));
+            Assert.Equal(link.SndNxt - 1, h.Next().Seq);
+        }
+
+        h.Advance(TimeSpan.FromSeconds(1));
+        var rst = h.Next();
+        Assert.Equal(TcpFlags.Rst | TcpFlags.Ack, rst.Flags);
+        Assert.Equal(link.SndNxt, rst.Seq);
+        Assert.Equal(TcpState.Closed, link.State);
+        Assert.Equal(SocketError.TimedOut, link.Connection.Error);
+        Assert.Equal(4, link.Connection.Counters.KeepaliveProbes);
+        h.AssertNothingSent();
+    }
+
     // ================================================================== timestamps and ACKs
 
     [Fact]
