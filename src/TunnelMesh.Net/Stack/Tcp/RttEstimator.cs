@@ -143,5 +143,18 @@ internal sealed class RttEstimator
         }
     }
 
+    /// <summary>
+    /// Raises an RTO below <paramref name="rto"/> to it, clearing the backoff (RFC 6298 5.7: 3 s
+    /// once data transmission begins after a SYN timed out). A larger RTO is left as it is.
+    /// </summary>
+    public void RaiseTo(TimeSpan rto)
+    {
+        if (Rto < rto)
+        {
+            _baseRto = Clamp(rto);
+            BackoffCount = 0;
+        }
+    }
+
     private TimeSpan Clamp(TimeSpan rto) => rto < _minRto ? _minRto : rto > _maxRto ? _maxRto : rto;
 }

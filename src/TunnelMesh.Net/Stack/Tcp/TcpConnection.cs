@@ -86,6 +86,7 @@ internal sealed class TcpConnection
     private int _smss = TcpConstants.DefaultMss;
     private bool _sackOk;
     private bool _tsOk;
+    private bool _wsOk;
     private uint _tsRecent;
     private readonly uint _tsOffset;
 
@@ -352,6 +353,7 @@ internal sealed class TcpConnection
             _tsRecent = options.TimestampValue;
         }
 
+        _wsOk = options.WindowScale >= 0;
         if (options.WindowScale >= 0)
         {
             _sndWndShift = Math.Min(options.WindowScale, 14);
@@ -443,6 +445,10 @@ internal sealed class TcpConnection
             {
                 _rtt.AddSample(now - _rttStart);
             }
+            else
+            {
+                _rtt.RaiseTo(TcpConstants.RtoAfterSynTimeout);
+            }
 
             _retries = 0;
             _rtoDeadline = Never;
@@ -472,8 +478,19 @@ internal sealed class TcpConnection
         // A retransmitted SYN while our SYN-ACK is unanswered: send the SYN-ACK again.
         if (_state == TcpState.SynReceived && syn && !rst && seq == _irs)
         {
-            SendSyn(now, withAck: true);
-            return;
+            // Simultaneous open (RFC 9293 figure 8, line 6): the peer's SYN-ACK acknowledges our SYN;
+            // take its ACK and skip its already-counted SYN (as Linux's tcp_validate_incoming does).
+            if (_listener is null && (flags & TcpFlags.Ack) != 0 && !fin && payload.IsEmpty
+                && new SeqNumber(segment.AcknowledgmentNumber) == _sndNxt)
+            {
+                syn = false;
+                seq += 1;
+            }
+            else
+            {
+                SendSyn(now, withAck: true);
+                return;
+            }
         }
 
         // PAWS (RFC 7323 5.3): a timestamp older than the last one in sequence means an old duplicate.
@@ -575,6 +592,10 @@ internal sealed class TcpConnection
             if (_retries == 0)
             {
                 _rtt.AddSample(now - _rttStart);
+            }
+            else
+            {
+                _rtt.RaiseTo(TcpConstants.RtoAfterSynTimeout);
             }
 
             _retries = 0;
@@ -1308,7 +1329,8 @@ internal sealed class TcpConnection
         }
         else
         {
-            if (_rcvWndShift > 0 || _sndWndShift > 0 || _recvBuffer.MaxCapacity > 65535)
+            // RFC 7323 2.2: in a SYN-ACK only when the SYN offered it.
+            if (_wsOk)
             {
                 options.WindowScale = _rcvWndShift;
             }
@@ -1325,6 +1347,11 @@ internal sealed class TcpConnection
         ushort window = (ushort)Math.Min(65535, ReceiveSpace());
         _rcvAdvEdge = withAck ? _rcvNxt + window : _rcvAdvEdge;
         BuildAndSend(_iss, withAck ? _rcvNxt : default, flags, window, options, 0, now);
+        if (withAck)
+        {
+            _lastAckSent = _rcvNxt; // Last.ACK.sent of RFC 7323 4.3, so the handshake's ACK updates TS.Recent
+        }
+
         Counters.SegmentsSent++;
     }
 

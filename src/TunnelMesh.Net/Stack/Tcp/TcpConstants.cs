@@ -61,6 +61,9 @@ internal static class TcpConstants
     /// <summary>Lower bound of the RTO (Linux's TCP_RTO_MIN; RFC 6298 allows less than its 1 s recommendation).</summary>
     public static readonly TimeSpan MinRto = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>RFC 6298 5.7: the RTO data starts with when the SYN or SYN-ACK timed out and the RTO is below it.</summary>
+    public static readonly TimeSpan RtoAfterSynTimeout = TimeSpan.FromSeconds(3);
+
     /// <summary>Upper bound of the RTO (RFC 6298 2.5: at least 60 s).</summary>
     public static readonly TimeSpan MaxRto = TimeSpan.FromSeconds(60);
 

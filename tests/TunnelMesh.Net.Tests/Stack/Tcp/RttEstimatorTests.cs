@@ -174,4 +174,21 @@ public class RttEstimatorTests
         Assert.Equal(Ms(200), new RttEstimator(Ms(1), Ms(200), Second).Rto);
         Assert.Equal(Second, new RttEstimator(TimeSpan.FromSeconds(3), Ms(200), Second).Rto);
     }
+
+    [Fact]
+    public void Raise_to_lifts_only_a_smaller_rto_and_clears_the_backoff()
+    {
+        var rtt = new RttEstimator(Second, Ms(200), TimeSpan.FromSeconds(60));
+        rtt.Backoff(); // 2 s
+        rtt.RaiseTo(TimeSpan.FromSeconds(3));
+        Assert.Equal(TimeSpan.FromSeconds(3), rtt.Rto);
+        Assert.Equal(0, rtt.BackoffCount);
+        Assert.False(rtt.HasSamples);
+        rtt.Backoff(); // 6 s
+        rtt.RaiseTo(TimeSpan.FromSeconds(3));
+        Assert.Equal(TimeSpan.FromSeconds(6), rtt.Rto);
+        Assert.Equal(1, rtt.BackoffCount);
+        rtt.AddSample(Ms(100)); // a sample replaces it as usual
+        Assert.Equal(Ms(300), rtt.Rto);
+    }
 }

@@ -1,6 +1,8 @@
 using FsCheck;
 using FsCheck.Fluent;
 using TunnelMesh.Net.Stack.Tcp;
+using TunnelMesh.Net.Tests.Wire;
+using TunnelMesh.Net.Wire;
 
 namespace TunnelMesh.Net.Tests.Stack.Tcp;
 
@@ -177,5 +179,92 @@ public class TcpAssemblerTests
         var ranges = new (int Start, int End)[max];
         int count = assembler.GetRanges(ranges);
         return ranges[..count];
+    }
+
+    /// <summary>A stream, the segments it is cut into (start, length; overlapping, repeated) in arrival order, and when the FIN comes.</summary>
+    private sealed record Delivery(uint PeerIss, byte[] Data, (int Start, int Length)[] Segments, int FinAfter);
+
+    private static Gen<Delivery> DeliveryGen { get; } =
+        from iss in Gen.Frequency((1, WireGen.UInt), (2, Gen.Choose(-3000, 10).Select(d => unchecked((uint)d))))
+        from length in Gen.Choose(1, 4000)
+        from data in Gen.ArrayOf(WireGen.Byte, length)
+        from segments in Gen.ListOf(
+            from start in Gen.Choose(0, length - 1)
+            from len in Gen.Choose(1, 900)
+            select (start, Math.Min(len, length - start))).Select(l => l.Take(20).ToArray())
+        from finAfter in Gen.Choose(0, 20)
+        select new Delivery(iss, data, segments, finAfter);
+
+    [Fact]
+    public void A_connection_reassembles_any_order_of_overlapping_segments_like_a_model()
+    {
+        // The peer's bytes reach a real connection (under a manual clock) in random order, with
+        // overlaps, duplicates and the FIN anywhere; after each segment the bytes delivered in order
+        // equal the model's contiguous prefix, and the application reads exactly the stream.
+        Prop.ForAll(DeliveryGen.ToArbitrary(), delivery =>
+        {
+            var (peerIss, data, segments, finAfter) = delivery;
+            var h = new TcpHarness();
+            h.Stack.Tcp.Listen(80, new MeshTcpListenerOptions());
+            h.Deliver(new Segment(40000, 80, peerIss, 0, TcpFlags.Syn, 65535) { Options = TcpOptions.None with { MaxSegmentSize = 1000, SackPermitted = true } });
+            var synAck = h.Next();
+            uint ack = synAck.Seq + 1;
+            h.Deliver(new Segment(40000, 80, peerIss + 1, ack, TcpFlags.Ack, 65535));
+            var connection = h.Connection;
+
+            // Every segment as given, then the whole stream in order so that it completes.
+            var all = segments.ToList();
+            for (int start = 0; start < data.Length; start += 1000)
+            {
+                all.Add((start, Math.Min(1000, data.Length - start)));
+            }
+
+            var received = new bool[data.Length];
+            bool finSent = false;
+            for (int i = 0; i <= all.Count; i++)
+            {
+                if (i == Math.Min(finAfter, all.Count))
+                {
+                    h.Deliver(new Segment(40000, 80, unchecked(peerIss + 1 + (uint)data.Length), ack, TcpFlags.Fin | TcpFlags.Ack, 65535));
+                    finSent = true;
+                }
+
+                if (i < all.Count)
+                {
+                    var (start, length) = all[i];
+                    h.Deliver(new Segment(40000, 80, unchecked(peerIss + 1 + (uint)start), ack, TcpFlags.Ack, 65535) { Payload = data.AsSpan(start, length).ToArray() });
+                    Array.Fill(received, true, start, length);
+                }
+
+                int prefix = Array.IndexOf(received, false) is var hole && hole >= 0 ? hole : data.Length;
+                bool closed = finSent && prefix == data.Length;
+                Assert.True(connection.Counters.BytesReceived == prefix, $"after segment {i}: {connection.Counters.BytesReceived} bytes in order, model {prefix}");
+                Assert.Equal(closed ? TcpState.CloseWait : TcpState.Established, connection.State);
+            }
+
+            // Every ACK the stack sent acknowledged no more than had arrived in order, and the last one all of it plus the FIN.
+            var acks = h.TakeAll();
+            Assert.NotEmpty(acks);
+            Assert.Equal(unchecked(peerIss + 2 + (uint)data.Length), acks[^1].Ack);
+
+            var output = new MemoryStream();
+            var buffer = new byte[1500];
+            while (true)
+            {
+                var read = connection.ReadAsync(buffer, CancellationToken.None);
+                Assert.True(read.IsCompletedSuccessfully, "everything has arrived, so no read may wait");
+
+                if (read.Result == 0)
+                {
+                    break;
+                }
+
+                output.Write(buffer, 0, read.Result);
+            }
+
+            Assert.Equal(data, output.ToArray());
+            Assert.Equal(0, h.Drops.Get(DropReason.TcpReassemblyFull)); // at most 20 holes, under the 32 tracked
+            Assert.Equal(h.Drops.Get(DropReason.TcpUnacceptable), h.Drops.Total); // only old duplicates were dropped
+        }).QuickCheckThrowOnFailure();
     }
 }
