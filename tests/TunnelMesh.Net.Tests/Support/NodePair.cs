@@ -114,7 +114,10 @@ public static class TaskTimeouts
         }
     }
 
-    public static async Task<T> Within<T>(this Task<T> task, TimeSpan limit, string what)
+    public static Task<T> Within<T>(this Task<T> task, TimeSpan limit, string what) => task.Within(limit, () => what);
+
+    /// <summary>Awaits a result with a bound; the message is built only on failure.</summary>
+    public static async Task<T> Within<T>(this Task<T> task, TimeSpan limit, Func<string> what)
     {
         try
         {
@@ -122,7 +125,7 @@ public static class TaskTimeouts
         }
         catch (TimeoutException)
         {
-            Assert.Fail($"{what} did not happen within {limit}");
+            Assert.Fail($"{what()} did not happen within {limit}");
             throw;
         }
     }
