@@ -43,7 +43,7 @@ internal sealed class BenchOptions
           --transport T      mesh|kernel (kernel: System.Net.Sockets TCP to --server-address, for references)
           --netns A,B        use these existing namespaces (client in A, server in B) instead of creating them
           --server-address X the server's address as the client sees it (with --netns; default 192.0.2.2 in made namespaces)
-          --client-address X the client's underlay address, for the server's bind (with --netns; default any)
+          --client-address X the address the client binds (with --netns; default any)
           --port N           TCP port of the server, default 5201
           --udp-port N       UDP port of the server node in netns mode, default 51820 (0 in loopback mode)
           --timeout S        bound on the whole run in seconds, default 600

@@ -53,6 +53,9 @@ internal static class MeshSetup
     public const string PrivateKeyVariable = "TMBE_PRIVATE_KEY";
     public const string PeerKeyVariable = "TMBE_PEER_PUBLIC_KEY";
 
+    public static IReadOnlyDictionary<string, long> Drops(MeshNode node) =>
+        node.GetStatistics().Drops.ToDictionary(d => d.Key.ToString(), d => d.Value);
+
     public static MeshNodeOptions Options(IPAddress self, IPAddress peer, IPAddress listenAddress, int listenPort, EndPoint? peerEndpoint)
     {
         string privateText = Environment.GetEnvironmentVariable(PrivateKeyVariable)
@@ -86,7 +89,7 @@ internal sealed class MeshServerEnd : IBenchServerEnd
 
     public int ReadyPort => _node.ListenPort;
 
-    public MeshNode Node => _node;
+    public IReadOnlyDictionary<string, long> Drops() => MeshSetup.Drops(_node);
 
     public static async Task<MeshServerEnd> StartAsync(IPAddress bind, int udpPort, int tcpPort, CancellationToken cancellationToken)
     {
@@ -138,6 +141,8 @@ internal sealed class MeshClientEnd : IBenchClientEnd
         var stream = await _node.DialAsync(new IPEndPoint(MeshSetup.ServerMeshAddress, _port), options, cancellationToken);
         return BenchConnection.FromMesh(stream);
     }
+
+    public IReadOnlyDictionary<string, long> Drops() => MeshSetup.Drops(_node);
 
     public ValueTask DisposeAsync() => _node.DisposeAsync();
 }

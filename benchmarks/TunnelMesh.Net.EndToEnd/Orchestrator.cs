@@ -85,10 +85,11 @@ internal static class Orchestrator
                 double cpuPerGib = w.CpuSeconds / gib;
                 Console.WriteLine(
                     $"  {name,-6} cpu {w.CpuSeconds:F2} s (user {w.UserSeconds:F2} + sys {w.SystemSeconds:F2}) = {w.CpuSeconds / w.Seconds * 100:F0}% of a core, {cpuPerGib:F2} cpu-s/GiB; " +
-                    $"ctx switches {w.VoluntarySwitches}+{w.InvoluntarySwitches}inv");
+                    $"ctx switches {w.VoluntarySwitches}+{w.InvoluntarySwitches}inv; " +
+                    (mesh ? $"UDP buffer drops in its namespace {w.UdpBufferErrors}" : $"kernel TCP retransmitted segments {w.TcpRetransSegs}"));
                 Console.WriteLine(
                     $"  {name,-6} steady window {side.SteadyBytes / (double)(1 << 20):F0} MiB: allocated {st.AllocatedBytes / 1024.0:F0} KiB, {Per(st.AllocatedBytes, packets):F2} B/packet ({packets} packets: {PacketNote()}), " +
-                    $"{Per(st.AllocatedBytes, dataSegments):F2} B/data segment (~{dataSegments} x {dataPayload} B), GCs gen0/1/2 {st.Gen0}/{st.Gen1}/{st.Gen2}");
+                    (mesh ? $"{Per(st.AllocatedBytes, dataSegments):F2} B/data segment (~{dataSegments} x {dataPayload} B), " : "") + $"GCs gen0/1/2 {st.Gen0}/{st.Gen1}/{st.Gen2}");
                 sides[name] = new Dictionary<string, object?>
                 {
                     ["cpu_s"] = Round(w.CpuSeconds, 3),
@@ -98,10 +99,12 @@ internal static class Orchestrator
                     ["cpu_s_per_gib"] = Round(cpuPerGib, 3),
                     ["ctx_voluntary"] = w.VoluntarySwitches,
                     ["ctx_involuntary"] = w.InvoluntarySwitches,
+                    ["udp_buffer_drops"] = w.UdpBufferErrors,
+                    ["kernel_tcp_retrans"] = w.TcpRetransSegs,
                     ["steady_alloc_bytes"] = st.AllocatedBytes,
                     ["steady_packets"] = packets,
                     ["alloc_bytes_per_packet"] = Round(Per(st.AllocatedBytes, packets), 3),
-                    ["alloc_bytes_per_data_segment"] = Round(Per(st.AllocatedBytes, dataSegments), 3),
+                    ["alloc_bytes_per_data_segment"] = mesh ? Round(Per(st.AllocatedBytes, dataSegments), 3) : null,
                     ["steady_gc_gen0"] = st.Gen0,
                     ["steady_gc_gen1"] = st.Gen1,
                     ["steady_gc_gen2"] = st.Gen2,
@@ -165,6 +168,14 @@ internal static class Orchestrator
                 ["client"] = sides["client"],
                 ["server"] = sides["server"],
             };
+        }
+
+        if (mesh)
+        {
+            string Drops(ChildReport r) => r.NodeDrops is { Count: > 0 } d ? string.Join(", ", d.Select(kv => $"{kv.Key} {kv.Value}")) : "none";
+            Console.WriteLine();
+            Console.WriteLine($"node drops (whole run): client {Drops(client)}; server {Drops(server)}");
+            summary["node_drops"] = new Dictionary<string, object?> { ["client"] = client.NodeDrops, ["server"] = server.NodeDrops };
         }
 
         Console.WriteLine();

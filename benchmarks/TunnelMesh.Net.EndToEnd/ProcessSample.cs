@@ -22,17 +22,19 @@ internal readonly record struct ProcessSample(
     long UdpIn,
     long UdpOut,
     long TcpInSegs,
-    long TcpOutSegs)
+    long TcpOutSegs,
+    long UdpBufferErrors,
+    long TcpRetransSegs)
 {
     public static ProcessSample Take()
     {
-        var (udpIn, udpOut, tcpIn, tcpOut) = NetCounters.Read();
+        var (udpIn, udpOut, tcpIn, tcpOut, udpBufferErrors, tcpRetrans) = NetCounters.Read();
         var (user, system, nvcsw, nivcsw) = Rusage.Read();
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
         return new ProcessSample(
             Stopwatch.GetTimestamp(), user, system, nvcsw, nivcsw, allocated,
             GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
-            udpIn, udpOut, tcpIn, tcpOut);
+            udpIn, udpOut, tcpIn, tcpOut, udpBufferErrors, tcpRetrans);
     }
 
     public static WindowCost Between(ProcessSample a, ProcessSample b) => new(
@@ -48,7 +50,9 @@ internal readonly record struct ProcessSample(
         UdpIn: b.UdpIn - a.UdpIn,
         UdpOut: b.UdpOut - a.UdpOut,
         TcpInSegs: b.TcpInSegs - a.TcpInSegs,
-        TcpOutSegs: b.TcpOutSegs - a.TcpOutSegs);
+        TcpOutSegs: b.TcpOutSegs - a.TcpOutSegs,
+        UdpBufferErrors: b.UdpBufferErrors - a.UdpBufferErrors,
+        TcpRetransSegs: b.TcpRetransSegs - a.TcpRetransSegs);
 }
 
 /// <summary>The cost of one window between two <see cref="ProcessSample"/>s.</summary>
@@ -65,7 +69,9 @@ internal sealed record WindowCost(
     long UdpIn,
     long UdpOut,
     long TcpInSegs,
-    long TcpOutSegs)
+    long TcpOutSegs,
+    long UdpBufferErrors,
+    long TcpRetransSegs)
 {
     public double CpuSeconds => UserSeconds + SystemSeconds;
 }
@@ -105,12 +111,15 @@ internal static partial class Rusage
     private static unsafe partial int GetRusage(int who, long* usage);
 }
 
-/// <summary>UDP datagrams and TCP segments in and out, for the whole network namespace of this process.</summary>
+/// <summary>
+/// UDP datagrams and TCP segments in and out, UDP datagrams dropped for want of socket buffer
+/// (RcvbufErrors + SndbufErrors) and kernel TCP retransmissions, for the whole network namespace of this process.
+/// </summary>
 internal static class NetCounters
 {
-    public static (long UdpIn, long UdpOut, long TcpIn, long TcpOut) Read()
+    public static (long UdpIn, long UdpOut, long TcpIn, long TcpOut, long UdpBufferErrors, long TcpRetrans) Read()
     {
-        long udpIn = 0, udpOut = 0, tcpIn = 0, tcpOut = 0;
+        long udpIn = 0, udpOut = 0, tcpIn = 0, tcpOut = 0, udpBuffer = 0, tcpRetrans = 0;
         try
         {
             string[] lines = File.ReadAllLines("/proc/self/net/snmp");
@@ -120,12 +129,14 @@ internal static class NetCounters
                 {
                     udpIn = Field(lines[i], lines[i + 1], "InDatagrams");
                     udpOut = Field(lines[i], lines[i + 1], "OutDatagrams");
+                    udpBuffer = Field(lines[i], lines[i + 1], "RcvbufErrors") + Field(lines[i], lines[i + 1], "SndbufErrors");
                     i++;
                 }
                 else if (lines[i].StartsWith("Tcp: ", StringComparison.Ordinal) && lines[i + 1].StartsWith("Tcp: ", StringComparison.Ordinal))
                 {
                     tcpIn = Field(lines[i], lines[i + 1], "InSegs");
                     tcpOut = Field(lines[i], lines[i + 1], "OutSegs");
+                    tcpRetrans = Field(lines[i], lines[i + 1], "RetransSegs");
                     i++;
                 }
             }
@@ -138,7 +149,7 @@ internal static class NetCounters
         {
         }
 
-        return (udpIn, udpOut, tcpIn, tcpOut);
+        return (udpIn, udpOut, tcpIn, tcpOut, udpBuffer, tcpRetrans);
     }
 
     private static long Field(string header, string values, string name)

@@ -22,7 +22,8 @@ internal sealed record LatencySummary(double MinUs, double P50Us, double P90Us, 
 }
 
 /// <summary>What a child process reports on its last stdout line ("RESULT {json}").</summary>
-internal sealed record ChildReport(string Role, string Transport, StreamSide? Stream, RrSide? Rr, string? Error);
+/// <param name="NodeDrops">The MeshNode's drop counters by reason at the end (mesh only).</param>
+internal sealed record ChildReport(string Role, string Transport, StreamSide? Stream, RrSide? Rr, IReadOnlyDictionary<string, long>? NodeDrops);
 
 /// <summary>The server process: accepts one connection per test, in the order stream, rr.</summary>
 internal static class ServerRole
@@ -54,7 +55,7 @@ internal static class ServerRole
             Console.Error.WriteLine($"rr: echoed {rr.RoundTrips} messages");
         }
 
-        return new ChildReport("server", o.Transport.ToString().ToLowerInvariant(), stream, rr, null);
+        return new ChildReport("server", o.Transport.ToString().ToLowerInvariant(), stream, rr, (end as MeshServerEnd)?.Drops());
     }
 
     private static async Task<StreamSide> SinkAsync(BenchConnection c, long warmup, CancellationToken ct)
@@ -159,7 +160,7 @@ internal static class ClientRole
             Console.Error.WriteLine($"rr: {rr.RoundTrips} round trips, p50 {rr.Latency!.P50Us:F1} us");
         }
 
-        return new ChildReport("client", o.Transport.ToString().ToLowerInvariant(), stream, rr, null);
+        return new ChildReport("client", o.Transport.ToString().ToLowerInvariant(), stream, rr, (end as MeshClientEnd)?.Drops());
     }
 
     private static async Task<StreamSide> SendAsync(BenchConnection c, long bytes, long warmup, CancellationToken ct)
@@ -206,17 +207,30 @@ internal static class ClientRole
         var request = new byte[o.MessageSize];
         var response = new byte[o.MessageSize];
         var ticks = new long[o.RoundTrips];
-        for (int i = 0; i < o.RoundTripWarmup; i++)
-        {
-            await RoundTripAsync(c, request, response, i, ct);
-        }
+        var start = default(ProcessSample);
 
-        var start = ProcessSample.Take();
-        for (int i = 0; i < o.RoundTrips; i++)
+        // One loop, no helper method: an async helper awaited per round trip would allocate its
+        // own state machine each time and be counted against the connection.
+        for (int i = -o.RoundTripWarmup; i < o.RoundTrips; i++)
         {
+            if (i == 0)
+            {
+                start = ProcessSample.Take();
+            }
+
             long t0 = Stopwatch.GetTimestamp();
-            await RoundTripAsync(c, request, response, i, ct);
-            ticks[i] = Stopwatch.GetTimestamp() - t0;
+            BinaryPrimitives.WriteInt32BigEndian(request, i);
+            await c.Stream.WriteAsync(request, ct);
+            int n = await c.Stream.ReadAtLeastAsync(response, response.Length, throwOnEndOfStream: false, ct);
+            if (n < response.Length || BinaryPrimitives.ReadInt32BigEndian(response) != i)
+            {
+                throw new IOException($"rr: round trip {i} came back wrong ({n} bytes)");
+            }
+
+            if (i >= 0)
+            {
+                ticks[i] = Stopwatch.GetTimestamp() - t0;
+            }
         }
 
         var end = ProcessSample.Take();
@@ -228,16 +242,5 @@ internal static class ClientRole
         }
 
         return new RrSide(o.RoundTrips, o.MessageSize, ProcessSample.Between(start, end), LatencySummary.From(ticks));
-    }
-
-    private static async ValueTask RoundTripAsync(BenchConnection c, byte[] request, byte[] response, int i, CancellationToken ct)
-    {
-        BinaryPrimitives.WriteInt32BigEndian(request, i);
-        await c.Stream.WriteAsync(request, ct);
-        int n = await c.Stream.ReadAtLeastAsync(response, response.Length, throwOnEndOfStream: false, ct);
-        if (n < response.Length || BinaryPrimitives.ReadInt32BigEndian(response) != i)
-        {
-            throw new IOException($"rr: round trip {i} came back wrong ({n} bytes)");
-        }
     }
 }
