@@ -38,7 +38,8 @@ WORK=$(mktemp -d /tmp/tm-compare.XXXXXX)
 PIDS=()
 NETNS_MADE=()
 
-log() { printf '[%3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
+log() { printf '[%3ss] %s (load %s)\n' "$(( $(date +%s) - T0 ))" "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2; }
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 stop_pid() { # TERM, wait <= 3 s, then KILL; only PIDs started here
   local pid=$1 i st
@@ -229,6 +230,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || a == "-" || 
 echo
 echo "== tunnelmesh-e2e vs references  $(date -u +%FT%TZ)  $(nproc) cpu $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
 echo "== $VERS; stream $BYTES one TCP stream a->b; RR $RR x 64 B; ping -c $PINGS -i 0.01"
+echo "== load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews all rows)"
 printf '%-34s %12s %14s %8s  %s\n' metric ours reference ratio reference_is
 printf '%-34s %12s %14s %8s  %s\n' "stream Gbit/s" "$O_GBPS" "$WG_GBPS" "$(ratio "$O_GBPS" "$WG_GBPS")" "kernel TCP over wireguard-go, iperf3 (target ratio >= 3)"
 printf '%-34s %12s %14s %8s  %s\n' "stream cpu-s per GiB (all procs)" "$O_CPU" "$WG_CPU" "$(ratio "$O_CPU" "$WG_CPU")" "iperf3 both ends + both wireguard-go"

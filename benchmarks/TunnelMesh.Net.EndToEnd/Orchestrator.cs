@@ -13,7 +13,7 @@ internal static class Orchestrator
         await using var topology = await Topology.CreateAsync(o, ct);
         int udpPort = o.UdpPort >= 0 ? o.UdpPort : (topology.SeparateNamespaces ? 51820 : 0);
         Console.WriteLine($"# tunnelmesh-e2e  transport={o.Transport.ToString().ToLowerInvariant()}  {topology.Description}");
-        Console.WriteLine($"# {Environment.ProcessorCount} cpu {CpuModel()}, .NET {RuntimeInformation.FrameworkDescription}, gcServer={Environment.GetEnvironmentVariable("DOTNET_gcServer") ?? "0"}, {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ}");
+        Console.WriteLine($"# {Environment.ProcessorCount} cpu {CpuModel()}, .NET {RuntimeInformation.FrameworkDescription}, gcServer={Environment.GetEnvironmentVariable("DOTNET_gcServer") ?? "0"}, {DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ}, load {LoadAverage()}");
 
         var serverKey = NodePrivateKey.Generate();
         var clientKey = NodePrivateKey.Generate();
@@ -60,6 +60,7 @@ internal static class Orchestrator
             ["runtime"] = RuntimeInformation.FrameworkDescription,
             ["gc_server"] = Environment.GetEnvironmentVariable("DOTNET_gcServer") ?? "0",
             ["utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+            ["loadavg_end"] = LoadAverage(),
         };
 
         // Packets a process moved in a window: the datagrams (mesh) or segments (kernel) its
@@ -185,6 +186,19 @@ internal static class Orchestrator
     private static double Per(long amount, long count) => count <= 0 ? double.NaN : amount / (double)count;
 
     private static double Round(double v, int digits) => double.IsFinite(v) ? Math.Round(v, digits) : -1;
+
+    /// <summary>1, 5 and 15 minute load averages: other work on the machine skews every figure.</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
 
     private static string CpuModel()
     {
