@@ -34,7 +34,7 @@ internal sealed class BenchOptions
 
         usage: tunnelmesh-e2e [run] [options]
           --bytes N          bytes in the stream test (suffix K, M, G: binary), default 1G
-          --warmup N         bytes at the start of the stream left out of the steady-state window, default bytes/8 (at most 128M)
+          --warmup N         bytes at the start of the stream left out of the steady-state window, default bytes/8 (at most 128M; capped at bytes/2)
           --rr N             request/response round trips measured, default 10000
           --rr-warmup N      round trips before measuring, default 1000
           --rr-size N        request and response size in bytes, default 64
