@@ -125,7 +125,11 @@ internal sealed class SackScoreboard
     /// still in the network: each unSACKed byte that is not lost counts once, and each unSACKed
     /// byte at or below <paramref name="highRxt"/> (retransmitted) counts once more.
     /// </summary>
-    public long Pipe(SeqNumber sndUna, SeqNumber sndNxt, SeqNumber highRxt, int mss)
+    /// <remarks>
+    /// <paramref name="lostBelow"/> marks every unSACKed byte below it lost whatever the SACKs say
+    /// (after a retransmission timeout, everything outstanding then is taken as lost).
+    /// </remarks>
+    public long Pipe(SeqNumber sndUna, SeqNumber sndNxt, SeqNumber highRxt, int mss, SeqNumber lostBelow)
     {
         if (sndNxt <= sndUna)
         {
@@ -136,6 +140,8 @@ internal sealed class SackScoreboard
         {
             boundary = sndUna;
         }
+
+        boundary = SeqNumber.Max(boundary, lostBelow);
 
         var retransmittedEnd = highRxt + 1;
         long pipe = 0;
@@ -169,42 +175,40 @@ internal sealed class SackScoreboard
     /// <paramref name="allowNotLost"/> is set because no new data may be sent, the first hole
     /// below the highest SACKed byte even if not yet lost (rule 3).
     /// </summary>
-    public bool TryNextSegment(SeqNumber sndUna, SeqNumber highRxt, int mss, bool allowNotLost, out SeqNumber start, out int length)
+    /// <remarks>Holes below <paramref name="lostBelow"/> count as lost (see <see cref="Pipe"/>).</remarks>
+    public bool TryNextSegment(SeqNumber sndUna, SeqNumber highRxt, int mss, bool allowNotLost, SeqNumber lostBelow, out SeqNumber start, out int length)
     {
         start = default;
         length = 0;
-        if (_count == 0)
+        SeqNumber limit = lostBelow;
+        if (_count > 0)
         {
-            return false;
-        }
-
-        SeqNumber limit;
-        if (allowNotLost)
-        {
-            limit = _ends[_count - 1];
-        }
-        else if (!TryGetLossBoundary(mss, out limit))
-        {
-            return false;
+            if (allowNotLost)
+            {
+                limit = SeqNumber.Max(limit, _ends[_count - 1]);
+            }
+            else if (TryGetLossBoundary(mss, out var boundary))
+            {
+                limit = SeqNumber.Max(limit, boundary);
+            }
         }
 
         var from = SeqNumber.Max(sndUna, highRxt + 1);
         var holeStart = sndUna;
-        for (int i = 0; i < _count; i++)
+        for (int i = 0; i <= _count && holeStart < limit; i++)
         {
-            var holeEnd = SeqNumber.Min(_starts[i], limit);
+            var holeEnd = i < _count ? SeqNumber.Min(_starts[i], limit) : limit;
             var candidate = SeqNumber.Max(holeStart, from);
             if (candidate < holeEnd)
             {
                 start = candidate;
-                length = Math.Min(mss, _starts[i] - candidate);
+                length = Math.Min(mss, holeEnd - candidate);
                 return true;
             }
 
-            holeStart = _ends[i];
-            if (holeStart >= limit)
+            if (i < _count)
             {
-                break;
+                holeStart = SeqNumber.Max(holeStart, _ends[i]);
             }
         }
 

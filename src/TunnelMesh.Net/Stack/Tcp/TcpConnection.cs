@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
 
 namespace TunnelMesh.Net.Stack.Tcp;
@@ -44,6 +43,7 @@ internal sealed class TcpConnection
     private readonly TcpAssembler _assembler = new(TcpConstants.MaxReassemblyRanges);
     private readonly SackScoreboard _scoreboard = new(TcpConstants.MaxScoreboardRanges);
     private Retransmission[]? _retransmits; // allocated on the first loss: idle connections stay small
+    private Retransmission[]? _resendScratch;
     private int _retransmitCount;
     private readonly RttEstimator _rtt = new(TcpConstants.InitialRto, TcpConstants.MinRto, TcpConstants.MaxRto);
     private readonly TcpSignal _readSignal = new();
@@ -93,6 +93,7 @@ internal sealed class TcpConnection
     // Loss recovery and RTT.
     private int _dupAcks;
     private bool _inRecovery;
+    private bool _timeoutRepair; // the recovery is the SACK-guided repair after a retransmission timeout
     private SeqNumber _recoveryPoint;
     private SeqNumber _highRxt;
     private long _renoInflation;
@@ -105,6 +106,7 @@ internal sealed class TcpConnection
     private TimeSpan _rtoDeadline = Never;
     private TimeSpan _ackDeadline = Never;
     private TimeSpan _persistDeadline = Never;
+    private TimeSpan _probeDeadline = Never;
     private TimeSpan _keepaliveDeadline = Never;
     private TimeSpan _closeDeadline = Never;
     private TimeSpan _armedDeadline = Never;
@@ -253,6 +255,23 @@ internal sealed class TcpConnection
             lock (_sync)
             {
                 return _rtt.Rto;
+            }
+        }
+    }
+
+    /// <summary>How far below RCV.NXT an old duplicate's sequence number may be for its ACK to count (the largest window).</summary>
+    private const int MaxOldDuplicateDistance = 1 << 30;
+
+    /// <summary>The send and receive sequence state in one line (test failure messages).</summary>
+    internal string DebugState
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return $"una {_sndUna} nxt {_sndNxt} max {_sndMax} wnd {_sndWnd} recovery {_inRecovery} point {_recoveryPoint} highRxt {_highRxt} " +
+                    $"sacked {_scoreboard.SackedBytes}/{_scoreboard.RangeCount} retries {_retries} rcvNxt {_rcvNxt} ooo {_assembler.RangeCount} " +
+                    $"rcvSpace {ReceiveSpace()} buffered {_sendBuffer.Count} tsRecent {_tsRecent} rto at {_rtoDeadline} persist at {_persistDeadline}";
             }
         }
     }
@@ -516,13 +535,24 @@ internal sealed class TcpConnection
                 || ((seq + (segmentLength - 1)) >= _rcvNxt && (seq + (segmentLength - 1)) - _rcvNxt < window));
         }
 
-        bool zeroWindowAckOnly = false;
+        bool ackOnly = false;
         if (!acceptable)
         {
             // With a closed window, ACKs (and RSTs) still count (RFC 9293: "special allowance").
             if (window == 0 && seq == _rcvNxt && !syn)
             {
-                zeroWindowAckOnly = true;
+                ackOnly = true;
+            }
+            else if (!rst && !syn && (flags & TcpFlags.Ack) != 0 && _state != TcpState.TimeWait
+                && seq + segmentLength <= _rcvNxt && _rcvNxt - seq <= MaxOldDuplicateDistance)
+            {
+                // An old duplicate: data we already hold, retransmitted after the peer's timeout. Its
+                // ACK field is current, and ignoring it (as RFC 9293 would) can deadlock two senders
+                // that both went back to SND.UNA; Linux takes it too (tcp_sequence against rcv_wup).
+                // The data is dropped and our ACK tells the peer what it need not send again.
+                _stack.Drops.Increment(DropReason.TcpUnacceptable);
+                ackOnly = true;
+                _ackNow = true;
             }
             else
             {
@@ -613,7 +643,7 @@ internal sealed class TcpConnection
                 if (!_listener.TryEnqueue(this))
                 {
                     _stack.Drops.Increment(DropReason.TcpBacklogFull);
-                    SendControl(_sndNxt, TcpFlags.Rst | TcpFlags.Ack, now);
+                    SendControl(_sndMax, TcpFlags.Rst | TcpFlags.Ack, now);
                     Fail(SocketError.ConnectionAborted, now);
                     return;
                 }
@@ -649,7 +679,7 @@ internal sealed class TcpConnection
                 return;
         }
 
-        if (zeroWindowAckOnly)
+        if (ackOnly)
         {
             TrySend(now);
             FlushAck(now);
@@ -663,7 +693,7 @@ internal sealed class TcpConnection
                 if (_appClosed)
                 {
                     // Data for an application that has closed: nobody can read it, so reset (as Linux does).
-                    SendControl(_sndNxt, TcpFlags.Rst | TcpFlags.Ack, now);
+                    SendControl(_sndMax, TcpFlags.Rst | TcpFlags.Ack, now);
                     Fail(SocketError.ConnectionReset, now);
                     return;
                 }
@@ -793,6 +823,7 @@ internal sealed class TcpConnection
         }
 
         _retries = 0;
+        bool growWindow = !_inRecovery || _timeoutRepair; // after a timeout, slow start goes on while the holes are refilled
         if (_inRecovery)
         {
             if (ack >= _recoveryPoint)
@@ -800,26 +831,35 @@ internal sealed class TcpConnection
                 _inRecovery = false;
                 _renoInflation = 0;
                 _retransmitCount = 0;
-                _cc.OnRecoveryExit(now);
+                if (_timeoutRepair)
+                {
+                    _timeoutRepair = false;
+                }
+                else
+                {
+                    _cc.OnRecoveryExit(now);
+                }
             }
             else if (_sackOk)
             {
                 DetectLostRetransmissions(now);
             }
-            else if (!_sackOk)
+            else
             {
                 // RFC 6582 partial ACK: the next hole is lost too; retransmit it, deflate by what was acked.
                 RetransmitFrom(_sndUna, Math.Min(_smss, _sndMax - _sndUna), now);
                 _renoInflation = Math.Max(0, _renoInflation - acked) + _smss;
             }
         }
-        else
+
+        if (growWindow)
         {
             _cc.OnAck(acked, flightBefore, now, sample, _rtt.MinRtt);
         }
 
         _dupAcks = 0;
         _rtoDeadline = _sndUna == _sndMax ? Never : now + _rtt.Rto;
+        ScheduleProbe(now);
         if (_sendBuffer.Count == 0 && _sendBuffer.AllocatedBytes != 0)
         {
             _sendBuffer.Trim();
@@ -836,6 +876,7 @@ internal sealed class TcpConnection
     private void RecordRetransmission(SeqNumber start, int length)
     {
         _retransmits ??= new Retransmission[TcpConstants.MaxTrackedRetransmissions];
+        _resendScratch ??= new Retransmission[16];
         if (_retransmitCount < _retransmits.Length)
         {
             _retransmits[_retransmitCount++] = new Retransmission(start, length, _sndMax);
@@ -843,42 +884,141 @@ internal sealed class TcpConnection
     }
 
     /// <summary>
-    /// Lost-retransmission detection (as Linux did before RACK, and RFC 8985 generalises): a
-    /// retransmission is lost when data first sent after it has been SACKed by more than the
-    /// reordering allowance while it is still neither ACKed nor SACKed. It is sent again at once;
-    /// without this only the RTO repairs it, and at a few percent loss every such RTO collapses
-    /// the window.
+    /// Lost-retransmission detection (what RFC 8985's RACK generalises): a retransmission still
+    /// neither ACKed nor SACKed is lost when, beyond a reordering allowance of DupThresh segments,
+    /// something sent after it has arrived: a later retransmission, or new data first sent after
+    /// it. It goes out again at once; without this only the RTO repairs it, and at a few percent
+    /// loss every such timeout collapses the window.
     /// </summary>
     private void DetectLostRetransmissions(TimeSpan now)
     {
-        if (_scoreboard.IsEmpty || _retransmits is null)
+        if (_retransmits is null || _resendScratch is null || _retransmitCount == 0)
         {
             return;
         }
 
-        var highestSacked = _scoreboard.HighestSacked;
-        int kept = 0;
+        // The retransmissions are kept in the order they were sent; find the newest delivered one.
+        int newestDelivered = -1;
         for (int i = 0; i < _retransmitCount; i++)
         {
             var r = _retransmits[i];
             var end = r.Start + r.Length;
-            if (end <= _sndUna)
+            if (end <= _sndUna || (_scoreboard.IsSacked(SeqNumber.Max(r.Start, _sndUna)) && _scoreboard.IsSacked(end - 1)))
             {
-                continue; // acknowledged: forget it
+                newestDelivered = i;
+            }
+        }
+
+        var highestSacked = _scoreboard.IsEmpty ? _sndUna : _scoreboard.HighestSacked;
+        int count = _retransmitCount;
+        int kept = 0;
+        int resent = 0;
+        for (int i = 0; i < count; i++)
+        {
+            var r = _retransmits[i];
+            var end = r.Start + r.Length;
+            var start = SeqNumber.Max(r.Start, _sndUna);
+            if (end <= _sndUna || (_scoreboard.IsSacked(start) && _scoreboard.IsSacked(end - 1)))
+            {
+                continue; // delivered: forget it
             }
 
-            var start = SeqNumber.Max(r.Start, _sndUna);
-            if (!_scoreboard.IsSacked(start) && highestSacked - r.SentBefore >= TcpConstants.DupThresh * _smss)
+            if (newestDelivered - i >= TcpConstants.DupThresh || highestSacked - r.SentBefore >= TcpConstants.DupThresh * _smss)
             {
                 Counters.LostRetransmissions++;
                 RetransmitFrom(start, end - start, now);
-                r = new Retransmission(start, end - start, _sndMax);
+                _resendScratch[resent++ % _resendScratch.Length] = new Retransmission(start, end - start, _sndMax);
+                continue; // sent again: it moves to the end of the order
             }
 
             _retransmits[kept++] = r;
         }
 
+        // Re-append the ones just sent again, newest last (overflow beyond the scratch is left to the RTO).
+        for (int i = 0; i < Math.Min(resent, _resendScratch.Length) && kept < _retransmits.Length; i++)
+        {
+            _retransmits[kept++] = _resendScratch[i];
+        }
+
         _retransmitCount = kept;
+    }
+
+    /// <summary>
+    /// RFC 5827 early retransmit (byte-based, with SACK): with fewer than four segments
+    /// outstanding, three duplicate ACKs can never come, so once all but one segment's worth is
+    /// SACKed the hole is lost. Returns the point below which unSACKed data counts as lost
+    /// (SND.UNA when the rule does not apply).
+    /// </summary>
+    private SeqNumber EarlyRetransmitBoundary()
+    {
+        if (!_sackOk || _scoreboard.IsEmpty)
+        {
+            return _sndUna;
+        }
+
+        long outstanding = _sndMax - _sndUna;
+        if (outstanding > TcpConstants.DupThresh * (long)_smss || outstanding - _scoreboard.SackedBytes > _smss)
+        {
+            return _sndUna;
+        }
+
+        return _scoreboard.HighestSacked;
+    }
+
+    /// <summary>
+    /// Arms the tail loss probe (RFC 8985 section 7): two smoothed RTTs (plus the peer's delayed
+    /// ACK when one segment is out) after the last new data or ACK, if that comes before the RTO.
+    /// </summary>
+    private void ScheduleProbe(TimeSpan now)
+    {
+        _probeDeadline = Never;
+        if (!_sackOk || _inRecovery || _sndMax == _sndUna || _rtt.SmoothedRtt is not { } srtt
+            || _state is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck))
+        {
+            return;
+        }
+
+        var pto = srtt * 2;
+        if (_sndMax - _sndUna <= _smss)
+        {
+            pto += TcpConstants.DelayedAck;
+        }
+
+        if (pto < TcpConstants.MinProbeTimeout)
+        {
+            pto = TcpConstants.MinProbeTimeout;
+        }
+
+        if (now + pto < _rtoDeadline)
+        {
+            _probeDeadline = now + pto;
+        }
+    }
+
+    /// <summary>
+    /// The tail loss probe: one segment (new data if the peer's window allows, else the last
+    /// segment again) so that a loss at the end of a flight is reported by SACK and repaired by
+    /// fast recovery instead of waiting for the retransmission timeout.
+    /// </summary>
+    private void OnProbeTimeout(TimeSpan now)
+    {
+        if (_inRecovery || _sndMax == _sndUna || _state is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck))
+        {
+            return;
+        }
+
+        Counters.TailLossProbes++;
+        long flight = _sndNxt - _sndUna;
+        _forceSend = true;
+        bool sentNew = _sndNxt == _sndMax && TrySendNew(flight + _smss, flight, now);
+        _forceSend = false;
+        if (!sentNew)
+        {
+            var start = SeqNumber.Max(_sndUna, _sndMax - _smss);
+            RetransmitFrom(start, _sndMax - start, now);
+        }
+
+        _rtoDeadline = now + _rtt.Rto;
     }
 
     private void OnDuplicateAck(TimeSpan now)
@@ -901,7 +1041,7 @@ internal sealed class TcpConnection
             return;
         }
 
-        if (_dupAcks >= TcpConstants.DupThresh || (_sackOk && _scoreboard.IsLost(_sndUna, _smss)))
+        if (_dupAcks >= TcpConstants.DupThresh || (_sackOk && _scoreboard.IsLost(_sndUna, _smss)) || EarlyRetransmitBoundary() > _sndUna)
         {
             EnterRecovery(now);
         }
@@ -911,6 +1051,7 @@ internal sealed class TcpConnection
     {
         Counters.FastRetransmits++;
         _inRecovery = true;
+        _probeDeadline = Never;
         _recoveryPoint = _sndMax;
         _cc.OnCongestionEvent(_sndMax - _sndUna, now);
         _rttTiming = false;
@@ -1135,14 +1276,15 @@ internal sealed class TcpConnection
             long cwnd = _cc.CongestionWindow + (_inRecovery && !_sackOk ? _renoInflation : 0);
             if (_inRecovery && _sackOk)
             {
-                long pipe = _scoreboard.Pipe(_sndUna, _sndMax, _highRxt, _smss);
-                if (cwnd - pipe < _smss)
+                var lostBelow = _timeoutRepair ? _recoveryPoint : EarlyRetransmitBoundary();
+                long pipe = _scoreboard.Pipe(_sndUna, _sndMax, _highRxt, _smss, lostBelow);
+                if (cwnd - pipe < _smss && !(_forceSend && pipe == 0))
                 {
                     break;
                 }
 
-                if (_scoreboard.TryNextSegment(_sndUna, _highRxt, _smss, false, out var start, out int length)
-                    || (!CanSendNew(cwnd, pipe, now) && _scoreboard.TryNextSegment(_sndUna, _highRxt, _smss, true, out start, out length)))
+                if (_scoreboard.TryNextSegment(_sndUna, _highRxt, _smss, false, lostBelow, out var start, out int length)
+                    || (!CanSendNew(cwnd, pipe, now) && _scoreboard.TryNextSegment(_sndUna, _highRxt, _smss, true, lostBelow, out start, out length)))
                 {
                     RetransmitFrom(start, length, now);
                     RecordRetransmission(start, length);
@@ -1254,6 +1396,11 @@ internal sealed class TcpConnection
             _rttSeq = seq;
             _rttStart = now;
         }
+
+        if (isNew && _probeDeadline == Never)
+        {
+            ScheduleProbe(now);
+        }
         else if (!isNew)
         {
             Counters.Retransmissions++;
@@ -1363,7 +1510,7 @@ internal sealed class TcpConnection
             return;
         }
 
-        EmitSegment(_sndNxt, TcpFlags.Ack, 0, now);
+        EmitSegment(_sndMax, TcpFlags.Ack, 0, now); // SND.MAX: after a go-back-N rewind SND.NXT may sit below what the peer already holds, and it would drop the ACK as old
     }
 
     /// <summary>A control segment (RST, or RST+ACK) with the given sequence number.</summary>
@@ -1489,6 +1636,11 @@ internal sealed class TcpConnection
             next = _persistDeadline;
         }
 
+        if (_probeDeadline < next)
+        {
+            next = _probeDeadline;
+        }
+
         if (_keepaliveDeadline < next)
         {
             next = _keepaliveDeadline;
@@ -1545,6 +1697,12 @@ internal sealed class TcpConnection
             {
                 _persistDeadline = Never;
                 OnPersistTimeout(now);
+            }
+
+            if (_probeDeadline <= now)
+            {
+                _probeDeadline = Never;
+                OnProbeTimeout(now);
             }
 
             if (_keepaliveDeadline <= now)
@@ -1612,22 +1770,40 @@ internal sealed class TcpConnection
 
         if (++_retries > TcpConstants.MaxRetries)
         {
-            SendControl(_sndNxt, TcpFlags.Rst | TcpFlags.Ack, now);
+            SendControl(_sndMax, TcpFlags.Rst | TcpFlags.Ack, now);
             Fail(SocketError.TimedOut, now);
             return;
         }
 
         _cc.OnRetransmissionTimeout(_sndMax - _sndUna, now);
         _rtt.Backoff();
-        _inRecovery = false;
+        _probeDeadline = Never;
         _renoInflation = 0;
         _dupAcks = 0;
         _rttTiming = false;
-        _scoreboard.Clear();
         _retransmitCount = 0;
         _recoveryPoint = _sndMax; // no fast recovery for the data outstanding now (RFC 6582 "recover")
-        _sndNxt = _sndUna;        // go back N, one segment at a time under the loss window
         _forceSend = true;
+        if (_sackOk && _retries <= TcpConstants.TimeoutsBeforeForgettingSacks)
+        {
+            // With SACK the timeout repairs only the holes (as Linux's loss state does): everything
+            // unSACKed below SND.MAX counts as lost and goes out in order under the slow-start
+            // window, skipping what the receiver holds; a retransmission lost again is caught by
+            // DetectLostRetransmissions instead of costing another timeout.
+            _inRecovery = true;
+            _timeoutRepair = true;
+            _highRxt = _sndUna - 1;
+        }
+        else
+        {
+            // Without SACK, or when timeouts repeat (the receiver may have discarded what it
+            // SACKed, RFC 2018 section 8): forget the SACKs and go back N.
+            _inRecovery = false;
+            _timeoutRepair = false;
+            _scoreboard.Clear();
+            _sndNxt = _sndUna;
+        }
+
         TrySend(now);
         _rtoDeadline = now + _rtt.Rto;
     }
@@ -1681,7 +1857,7 @@ internal sealed class TcpConnection
 
         if (_keepaliveProbes >= _options.KeepAliveProbes)
         {
-            SendControl(_sndNxt, TcpFlags.Rst | TcpFlags.Ack, now);
+            SendControl(_sndMax, TcpFlags.Rst | TcpFlags.Ack, now);
             Fail(SocketError.TimedOut, now);
             return;
         }
@@ -1748,7 +1924,7 @@ internal sealed class TcpConnection
         }
 
         _removed = true;
-        _rtoDeadline = _ackDeadline = _persistDeadline = _keepaliveDeadline = _closeDeadline = Never;
+        _rtoDeadline = _ackDeadline = _persistDeadline = _probeDeadline = _keepaliveDeadline = _closeDeadline = Never;
         _timer?.Dispose();
         _timer = null;
         _stack.Remove(this);
@@ -1921,6 +2097,7 @@ internal sealed class TcpConnection
                 _writeWaiting = true;
             }
 
+
             await WaitAsync(_writeSignal, isRead: false, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -2030,7 +2207,7 @@ internal sealed class TcpConnection
             if (_recvBuffer.Count > 0)
             {
                 // RFC 2525 2.17: closing with unread data resets, so the peer knows it was not consumed.
-                SendControl(_sndNxt, TcpFlags.Rst | TcpFlags.Ack, now);
+                SendControl(_sndMax, TcpFlags.Rst | TcpFlags.Ack, now);
                 Fail(SocketError.ConnectionAborted, now);
                 return;
             }
@@ -2061,7 +2238,7 @@ internal sealed class TcpConnection
             var now = _stack.Now;
             if (_state is not (TcpState.Closed or TcpState.TimeWait or TcpState.SynSent))
             {
-                SendControl(_sndNxt, TcpFlags.Rst | TcpFlags.Ack, now);
+                SendControl(_sndMax, TcpFlags.Rst | TcpFlags.Ack, now);
             }
 
             if (_state != TcpState.Closed)
@@ -2117,6 +2294,7 @@ internal sealed class TcpConnectionCounters
     public long BytesReceived;
     public long Retransmissions;
     public long LostRetransmissions;
+    public long TailLossProbes;
     public long FastRetransmits;
     public long Timeouts;
     public long DuplicateAcks;

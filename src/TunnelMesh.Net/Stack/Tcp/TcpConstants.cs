@@ -98,7 +98,13 @@ internal static class TcpConstants
     public const int MaxScoreboardRanges = 32;
 
     /// <summary>Retransmissions of one SACK recovery watched for loss (more are left to the RTO).</summary>
-    public const int MaxTrackedRetransmissions = 64;
+    public const int MaxTrackedRetransmissions = 256;
+
+    /// <summary>The shortest tail loss probe timeout (RFC 8985 section 7.2 allows any floor; Linux uses 10 ms).</summary>
+    public static readonly TimeSpan MinProbeTimeout = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Consecutive timeouts repaired with the SACK scoreboard before it is distrusted and cleared.</summary>
+    public const int TimeoutsBeforeForgettingSacks = 2;
 
     /// <summary>In-order full segments received before an ACK is sent at once instead of delayed (RFC 9293 3.8.6.3: at least every second).</summary>
     public const int AckEverySegments = 2;

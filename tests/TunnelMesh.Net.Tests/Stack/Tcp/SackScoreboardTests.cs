@@ -70,18 +70,18 @@ public class SackScoreboardTests
         var board = new SackScoreboard();
         board.Update(una, [Block(una, 10, 30)], una + 100); // 2 segments above the hole [0,10)
         Assert.False(board.IsLost(una, Mss));
-        Assert.False(board.TryNextSegment(una, una - 1, Mss, allowNotLost: false, out _, out _));
-        Assert.True(board.TryNextSegment(una, una - 1, Mss, allowNotLost: true, out var start, out int length)); // rule 3
+        Assert.False(board.TryNextSegment(una, una - 1, Mss, allowNotLost: false, una, out _, out _));
+        Assert.True(board.TryNextSegment(una, una - 1, Mss, allowNotLost: true, una, out var start, out int length)); // rule 3
         Assert.Equal((una, 10), (start, length));
-        Assert.Equal(100 - 20, board.Pipe(una, una + 100, una - 1, Mss));
+        Assert.Equal(100 - 20, board.Pipe(una, una + 100, una - 1, Mss, una));
 
         board.Update(una, [Block(una, 30, 31)], una + 100); // 21 bytes above: more than 2 * SMSS
         Assert.True(board.IsLost(una, Mss));
-        Assert.True(board.TryNextSegment(una, una - 1, Mss, allowNotLost: false, out start, out length));
+        Assert.True(board.TryNextSegment(una, una - 1, Mss, allowNotLost: false, una, out start, out length));
         Assert.Equal((una, 10), (start, length));
-        Assert.Equal(100 - 21 - 10, board.Pipe(una, una + 100, una - 1, Mss)); // the lost hole left the pipe
-        Assert.Equal(100 - 21, board.Pipe(una, una + 100, una + 9, Mss)); // and came back when retransmitted
-        Assert.False(board.TryNextSegment(una, una + 9, Mss, allowNotLost: false, out _, out _));
+        Assert.Equal(100 - 21 - 10, board.Pipe(una, una + 100, una - 1, Mss, una)); // the lost hole left the pipe
+        Assert.Equal(100 - 21, board.Pipe(una, una + 100, una + 9, Mss, una)); // and came back when retransmitted
+        Assert.False(board.TryNextSegment(una, una + 9, Mss, allowNotLost: false, una, out _, out _));
 
         var ranges = new SackScoreboard();
         ranges.Update(una, [Block(una, 20, 21), Block(una, 40, 41), Block(una, 60, 61)], una + 100);
@@ -90,13 +90,14 @@ public class SackScoreboardTests
         Assert.False(ranges.IsLost(una + 21, Mss)); // only two above it
     }
 
-    private sealed record Scenario(uint Base, (int Left, int Right)[] Blocks, int HighRxt);
+    private sealed record Scenario(uint Base, (int Left, int Right)[] Blocks, int HighRxt, int LostBelow);
 
     private static Gen<Scenario> ScenarioGen { get; } =
         from baseSeq in Gen.Frequency((1, Gen.Choose(0, int.MaxValue).Select(v => (uint)v * 2)), (1, Gen.Choose(0, 400).Select(v => uint.MaxValue - (uint)v)))
         from blocks in Gen.ListOf(from left in Gen.Choose(-20, Space + 20) from size in Gen.Choose(-2, 40) select (left, left + size))
         from highRxt in Gen.Choose(-1, Space)
-        select new Scenario(baseSeq, blocks.ToArray(), highRxt);
+        from lostBelow in Gen.Frequency((2, Gen.Constant(0)), (1, Gen.Choose(0, Space)))
+        select new Scenario(baseSeq, blocks.ToArray(), highRxt, lostBelow);
 
     [Fact]
     public void Agrees_with_a_byte_model()
@@ -142,6 +143,10 @@ public class SackScoreboardTests
                 return bytesAbove > 2 * Mss || rangesAbove >= 3;
             }
 
+            // After a timeout everything unSACKed below LostBelow counts as lost as well.
+            bool Lost(int seq) => ModelLost(seq) || (!sacked[seq] && seq < scenario.LostBelow);
+            var lostBelow = una + scenario.LostBelow;
+
             int highestSacked = Array.LastIndexOf(sacked, true);
             long pipe = 0;
             for (int i = 0; i < Space; i++)
@@ -149,16 +154,16 @@ public class SackScoreboardTests
                 Assert.Equal(ModelLost(i), board.IsLost(una + i, Mss));
                 if (!sacked[i])
                 {
-                    pipe += (ModelLost(i) ? 0 : 1) + (i <= scenario.HighRxt ? 1 : 0);
+                    pipe += (Lost(i) ? 0 : 1) + (i <= scenario.HighRxt ? 1 : 0);
                 }
             }
 
             var highRxt = una + scenario.HighRxt;
-            Assert.Equal(pipe, board.Pipe(una, nxt, highRxt, Mss));
+            Assert.Equal(pipe, board.Pipe(una, nxt, highRxt, Mss, lostBelow));
 
             // NextSeg rule 1: the first lost byte above HighRxt; rule 3: the first unSACKed one below the highest SACKed.
-            int rule1 = Enumerable.Range(scenario.HighRxt + 1, Math.Max(0, Space - scenario.HighRxt - 1)).FirstOrDefault(ModelLost, -1);
-            Assert.Equal(rule1 >= 0, board.TryNextSegment(una, highRxt, Mss, false, out var start, out int length));
+            int rule1 = Enumerable.Range(scenario.HighRxt + 1, Math.Max(0, Space - scenario.HighRxt - 1)).FirstOrDefault(Lost, -1);
+            Assert.Equal(rule1 >= 0, board.TryNextSegment(una, highRxt, Mss, false, lostBelow, out var start, out int length));
             if (rule1 >= 0)
             {
                 Assert.Equal(una + rule1, start);
@@ -166,8 +171,9 @@ public class SackScoreboardTests
                 Assert.All(Enumerable.Range(rule1, length), j => Assert.False(sacked[j]));
             }
 
-            int rule3 = Enumerable.Range(scenario.HighRxt + 1, Math.Max(0, highestSacked - scenario.HighRxt)).FirstOrDefault(j => !sacked[j], -1);
-            Assert.Equal(rule3 >= 0, board.TryNextSegment(una, highRxt, Mss, true, out start, out length));
+            int rule3 = Enumerable.Range(scenario.HighRxt + 1, Math.Max(0, Space - scenario.HighRxt - 1))
+                .FirstOrDefault(j => !sacked[j] && (j < highestSacked || Lost(j)), -1);
+            Assert.Equal(rule3 >= 0, board.TryNextSegment(una, highRxt, Mss, true, lostBelow, out start, out length));
             if (rule3 >= 0)
             {
                 Assert.Equal(una + rule3, start);
