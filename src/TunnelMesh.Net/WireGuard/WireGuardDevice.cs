@@ -217,6 +217,20 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     /// <inheritdoc/>
     public void OnDatagrams(ReadOnlySpan<PacketBuffer> batch)
     {
+        // What the received batch makes the stack send (ACKs, data the ACKs clock out) leaves in one batch too.
+        TransmitBatch.Begin();
+        try
+        {
+            ReceiveBatch(batch);
+        }
+        finally
+        {
+            TransmitBatch.End();
+        }
+    }
+
+    private void ReceiveBatch(ReadOnlySpan<PacketBuffer> batch)
+    {
         foreach (var datagram in batch)
         {
             bool handedOff = false;

@@ -273,7 +273,10 @@ internal sealed class WireGuardPeer
 
         packet.Endpoint = endpoint;
         Interlocked.Add(ref _txBytes, packet.Length);
-        _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
+        if (!TransmitBatch.TryAdd(_device.Transport, _device.Pool, packet))
+        {
+            _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
+        }
 
         wantRekey = keypair.IsInitiator && (age >= ProtocolConstants.RekeyAfterTime || keypair.SendCounter >= ProtocolConstants.RekeyAfterMessages);
         return true;

@@ -30,8 +30,13 @@ namespace TunnelMesh.Net.Stack.Tcp;
 /// </remarks>
 internal abstract class CongestionController
 {
-    /// <summary>The per-ACK slow start increase limit L of RFC 3465, in segments.</summary>
-    protected const int SlowStartAckLimitSegments = 2;
+    /// <summary>
+    /// The per-ACK slow start increase limit L of RFC 3465, in segments: as many as one stretch
+    /// ACK covers (<see cref="TcpConstants.MaxAckStretchSegments"/>), as Linux counts every
+    /// segment an ACK covers; with RFC 3465's L = 2 a receiver that ACKs once per received batch
+    /// would slow slow start eightfold.
+    /// </summary>
+    protected const int SlowStartAckLimitSegments = TcpConstants.MaxAckStretchSegments;
 
     private int _mss;
 

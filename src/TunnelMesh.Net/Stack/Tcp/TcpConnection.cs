@@ -1,4 +1,6 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
 
 namespace TunnelMesh.Net.Stack.Tcp;
@@ -29,7 +31,7 @@ internal readonly record struct TcpTuple(uint LocalAddress, ushort LocalPort, ui
 /// SND.NXT goes back to SND.UNA (go-back-N under a one-segment window) while SND.MAX remembers the
 /// highest sequence sent.</para>
 /// </remarks>
-internal sealed class TcpConnection
+internal sealed class TcpConnection : ITransmitBatchCompletion
 {
     private static readonly TimeSpan Never = TimeSpan.MaxValue;
     private static readonly TimerCallback TimerFired = static s => ((TcpConnection)s!).OnTimer();
@@ -93,6 +95,7 @@ internal sealed class TcpConnection
     // Loss recovery and RTT.
     private int _dupAcks;
     private bool _inRecovery;
+    private bool _ackDeferred; // registered for the end of this thread's received batch
     private bool _timeoutRepair; // the recovery is the SACK-guided repair after a retransmission timeout
     private SeqNumber _recoveryPoint;
     private SeqNumber _highRxt;
@@ -1128,7 +1131,16 @@ internal sealed class TcpConnection
             _segmentsSinceAck++;
             if (_segmentsSinceAck >= TcpConstants.AckEverySegments)
             {
-                _ackNow = true;
+                // Inside a received batch, one ACK at its end covers it all (what GRO gives Linux):
+                // half the packets each way at full speed, with a cap on how much one ACK covers.
+                if (_segmentsSinceAck < TcpConstants.MaxAckStretchSegments && (_ackDeferred || (_ackDeferred = TransmitBatch.TryDefer(this))))
+                {
+                    // sent by OnBatchEnd unless a data segment carries the ACK first
+                }
+                else
+                {
+                    _ackNow = true;
+                }
             }
 
             if (_tsOk && options.HasTimestamps && options.TimestampEcho != 0)
@@ -1971,6 +1983,7 @@ internal sealed class TcpConnection
     // ================================================================== application side
 
     /// <summary>Reads received bytes; 0 at the end of the stream (the peer's FIN). One reader at a time.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // no allocation per read or write that has to wait
     public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (true)
@@ -2037,64 +2050,91 @@ internal sealed class TcpConnection
         }
     }
 
+    /// <summary>The end of a received batch: the ACK deferred for it, unless something else carried it already.</summary>
+    void ITransmitBatchCompletion.OnBatchEnd()
+    {
+        lock (_sync)
+        {
+            _ackDeferred = false;
+            if (_removed || _segmentsSinceAck == 0)
+            {
+                return;
+            }
+
+            var now = _stack.Now;
+            SendAck(now);
+            ArmTimer(now);
+        }
+    }
+
     /// <summary>Queues all of <paramref name="data"/> for sending, waiting while the send buffer is full.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // no allocation per read or write that has to wait
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (true)
         {
-            lock (_sync)
+            // The segments this write releases leave in one batch once the lock is let go.
+            TransmitBatch.Begin();
+            try
             {
-                if (_error != SocketError.Success)
+                lock (_sync)
                 {
-                    throw StreamError(_error);
-                }
-
-                ObjectDisposedException.ThrowIf(_appClosed, typeof(MeshTcpStream));
-
-                if (_finQueued || _state is not (TcpState.Established or TcpState.CloseWait))
-                {
-                    throw new IOException("The connection's sending side is shut down.", new SocketException((int)SocketError.Shutdown));
-                }
-
-                if (data.Length == 0)
-                {
-                    return;
-                }
-
-                if (_sendBuffer.Free < data.Length && _sendBuffer.Capacity < _sendBuffer.MaxCapacity)
-                {
-                    long target = Math.Max(2 * _cc.CongestionWindow, Math.Max(_sndWnd, (long)_sendBuffer.Count + data.Length));
-                    int capacity = _sendBuffer.Capacity;
-                    while (capacity < target && capacity < _sendBuffer.MaxCapacity)
+                    if (_error != SocketError.Success)
                     {
-                        capacity *= 2;
+                        throw StreamError(_error);
                     }
 
-                    if (capacity > _sendBuffer.Capacity)
+                    ObjectDisposedException.ThrowIf(_appClosed, typeof(MeshTcpStream));
+
+                    if (_finQueued || _state is not (TcpState.Established or TcpState.CloseWait))
                     {
-                        _sendBuffer.Grow(Math.Min(capacity, _sendBuffer.MaxCapacity));
+                        throw new IOException("The connection's sending side is shut down.", new SocketException((int)SocketError.Shutdown));
                     }
-                }
 
-                int written = _sendBuffer.Write(data.Span);
-                data = data[written..];
-                var now = _stack.Now;
-                if (written > 0)
-                {
-                    Counters.BytesSent += written;
-                    TrySend(now);
-                    ArmTimer(now);
-                }
+                    if (data.Length == 0)
+                    {
+                        return;
+                    }
 
-                if (data.Length == 0)
-                {
-                    return;
-                }
+                    if (_sendBuffer.Free < data.Length && _sendBuffer.Capacity < _sendBuffer.MaxCapacity)
+                    {
+                        long target = Math.Max(2 * _cc.CongestionWindow, Math.Max(_sndWnd, (long)_sendBuffer.Count + data.Length));
+                        int capacity = _sendBuffer.Capacity;
+                        while (capacity < target && capacity < _sendBuffer.MaxCapacity)
+                        {
+                            capacity *= 2;
+                        }
 
-                cancellationToken.ThrowIfCancellationRequested();
-                _writeNeed = Math.Min(data.Length, Math.Max(1, _sendBuffer.Capacity / 4));
-                _writeSignal.Reset();
-                _writeWaiting = true;
+                        if (capacity > _sendBuffer.Capacity)
+                        {
+                            _sendBuffer.Grow(Math.Min(capacity, _sendBuffer.MaxCapacity));
+                        }
+                    }
+
+                    int written = _sendBuffer.Write(data.Span);
+                    data = data[written..];
+                    var now = _stack.Now;
+                    if (written > 0)
+                    {
+                        Counters.BytesSent += written;
+                        TrySend(now);
+                        ArmTimer(now);
+                    }
+
+                    if (data.Length == 0)
+                    {
+                        return;
+                    }
+
+                    cancellationToken.ThrowIfCancellationRequested();
+                    _writeNeed = Math.Min(data.Length, Math.Max(1, _sendBuffer.Capacity / 4));
+                    _writeSignal.Reset();
+                    _writeWaiting = true;
+                }
+            }
+            finally
+            {
+                TransmitBatch.End();
             }
 
 
@@ -2102,6 +2142,7 @@ internal sealed class TcpConnection
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // no allocation per read or write that has to wait
     private async ValueTask WaitAsync(TcpSignal signal, bool isRead, CancellationToken cancellationToken)
     {
         if (!cancellationToken.CanBeCanceled)

@@ -108,4 +108,7 @@ internal static class TcpConstants
 
     /// <summary>In-order full segments received before an ACK is sent at once instead of delayed (RFC 9293 3.8.6.3: at least every second).</summary>
     public const int AckEverySegments = 2;
+
+    /// <summary>The most full segments one ACK covers when ACKs are held to the end of a received batch.</summary>
+    public const int MaxAckStretchSegments = 16;
 }
