@@ -20,6 +20,9 @@ internal static unsafe partial class LinuxSocketInterop
     public const ushort AfInet = 2;
     public const ushort AfInet6 = 10;
 
+    public const int SolUdp = 17;
+    public const int UdpSegment = 103;
+    public const int EIo = 5;
     public const int EIntr = 4;
     public const int EBadF = 9;
     public const int EAgain = 11;
@@ -94,9 +97,13 @@ internal sealed unsafe class NativeMessageBatch : IDisposable
     /// <summary>Bytes per socket-address slot (sockaddr_in6 is 28).</summary>
     public const int NameSize = 32;
 
+    /// <summary>Bytes of control data per message: CMSG_SPACE(sizeof(uint16_t)) for UDP_SEGMENT.</summary>
+    public const int ControlSize = 24;
+
     private LinuxSocketInterop.MMsgHdr* _headers;
     private LinuxSocketInterop.IoVec* _iovecs;
     private byte* _names;
+    private byte* _controls;
 
     /// <summary>Allocates and links <paramref name="capacity"/> headers.</summary>
     public NativeMessageBatch(int capacity)
@@ -105,6 +112,7 @@ internal sealed unsafe class NativeMessageBatch : IDisposable
         _headers = (LinuxSocketInterop.MMsgHdr*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(LinuxSocketInterop.MMsgHdr));
         _iovecs = (LinuxSocketInterop.IoVec*)NativeMemory.AllocZeroed((nuint)capacity, (nuint)sizeof(LinuxSocketInterop.IoVec));
         _names = (byte*)NativeMemory.AllocZeroed((nuint)capacity, NameSize);
+        _controls = (byte*)NativeMemory.AllocZeroed((nuint)capacity, ControlSize);
         for (int i = 0; i < capacity; i++)
         {
             _headers[i].Header.Name = (nint)(_names + (i * NameSize));
@@ -124,6 +132,34 @@ internal sealed unsafe class NativeMessageBatch : IDisposable
     {
         _iovecs[index].Base = (nint)Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(array), offset));
         _iovecs[index].Length = (nuint)length;
+    }
+
+    /// <summary>
+    /// Makes message <paramref name="index"/> one UDP GSO send (Linux 4.18+): the
+    /// <paramref name="count"/> iovecs from <paramref name="firstIov"/> (set with
+    /// <see cref="SetBuffer"/>) go out as separate datagrams of <paramref name="segmentSize"/>
+    /// bytes each, the last possibly shorter. With a count of one it is a plain datagram.
+    /// </summary>
+    public void SetSegmented(int index, int firstIov, int count, int segmentSize)
+    {
+        ref var header = ref _headers[index].Header;
+        header.Iov = _iovecs + firstIov;
+        header.IovLength = (nuint)count;
+        if (count == 1)
+        {
+            header.Control = 0;
+            header.ControlLength = 0;
+            return;
+        }
+
+        // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; } then the uint16_t gso_size.
+        byte* control = _controls + (index * ControlSize);
+        *(nuint*)control = (nuint)(sizeof(nuint) + 8 + sizeof(ushort));
+        *(int*)(control + sizeof(nuint)) = LinuxSocketInterop.SolUdp;
+        *(int*)(control + sizeof(nuint) + 4) = LinuxSocketInterop.UdpSegment;
+        *(ushort*)(control + sizeof(nuint) + 8) = (ushort)segmentSize;
+        header.Control = (nint)control;
+        header.ControlLength = ControlSize;
     }
 
     /// <summary>Prepares message <paramref name="index"/> for receiving (full name slot, flags clear).</summary>
@@ -203,6 +239,8 @@ internal sealed unsafe class NativeMessageBatch : IDisposable
         NativeMemory.Free(_headers);
         NativeMemory.Free(_iovecs);
         NativeMemory.Free(_names);
+        NativeMemory.Free(_controls);
+        _controls = null;
         _headers = null;
         _iovecs = null;
         _names = null;

@@ -58,6 +58,9 @@ internal sealed class UdpTransport : IDatagramTransport
     private Thread? _thread;
     private volatile bool _stopping;
     private bool _sendClosed;
+    private const int MaxSegments = 64;          // the kernel's UDP_MAX_SEGMENTS on older kernels
+    private const int MaxSegmentedBytes = 65000; // one UDP send carries at most 65,507 bytes
+    private bool _segmentation; // UDP GSO: runs of equal datagrams to one endpoint go as one send
     private int _disposed;
 
     /// <summary>Binds the socket now (so <see cref="LocalPort"/> is known); receiving begins at <see cref="Start"/>.</summary>
@@ -80,6 +83,7 @@ internal sealed class UdpTransport : IDatagramTransport
         {
             _receiveBatch = new NativeMessageBatch(_batchSize);
             _sendBatch = new NativeMessageBatch(_batchSize);
+            _segmentation = options.UseSegmentationOffload && SegmentationOffloadWorks(_socket);
         }
 
         _receiveBuffers = new PacketBuffer[_batchSize];
@@ -98,6 +102,9 @@ internal sealed class UdpTransport : IDatagramTransport
 
     /// <summary>Whether the socket is IPv6 (dual-mode when bound to <c>[::]</c>) rather than IPv4-only.</summary>
     public bool IsIPv6Socket => _ipv6Socket;
+
+    /// <summary>Whether runs of datagrams go out through UDP segmentation offload (Linux UDP_SEGMENT).</summary>
+    public bool IsSegmenting => _segmentation;
 
     /// <summary>Whether batches go through <c>recvmmsg</c>/<c>sendmmsg</c>.</summary>
     public bool IsNativeBatching => _receiveBatch is not null;
@@ -136,6 +143,10 @@ internal sealed class UdpTransport : IDatagramTransport
             if (_sendClosed)
             {
                 _counters.AddSendFailures(batch.Length);
+            }
+            else if (_sendBatch is not null && _segmentation && batch.Length > 1)
+            {
+                SendSegmented(batch, _sendBatch);
             }
             else if (_sendBatch is not null)
             {
@@ -492,6 +503,112 @@ internal sealed class UdpTransport : IDatagramTransport
             {
                 _counters.AddSendFailures(failures);
             }
+        }
+    }
+
+    // Called under _sendGate. Consecutive datagrams to one endpoint, all of one size but the last
+    // (which may be shorter), go as one message with a UDP_SEGMENT control message: the kernel
+    // passes the run through its stack once and cuts it into datagrams at the end.
+    private unsafe void SendSegmented(ReadOnlySpan<PacketBuffer> batch, NativeMessageBatch headers)
+    {
+        Span<int> datagrams = stackalloc int[headers.Capacity];
+        Span<long> bytes = stackalloc long[headers.Capacity];
+        int next = 0;
+        while (next < batch.Length)
+        {
+            int messages = 0;
+            int iov = 0;
+            int failures = 0;
+            while (next < batch.Length && messages < headers.Capacity && iov < headers.Capacity)
+            {
+                var first = batch[next];
+                if (!headers.TryWriteDestination(messages, first.Endpoint, _ipv6Socket))
+                {
+                    failures++;
+                    next++;
+                    continue;
+                }
+
+                int firstIov = iov;
+                int size = first.Length;
+                long total = 0;
+                while (next < batch.Length && iov < headers.Capacity && iov - firstIov < MaxSegments)
+                {
+                    var buffer = batch[next];
+                    if (iov > firstIov && (buffer.Endpoint != first.Endpoint || buffer.Length > size || total + buffer.Length > MaxSegmentedBytes))
+                    {
+                        break;
+                    }
+
+                    headers.SetBuffer(iov++, buffer.Array, buffer.Offset, buffer.Length);
+                    total += buffer.Length;
+                    next++;
+                    if (buffer.Length < size)
+                    {
+                        break; // a shorter datagram can only end a run
+                    }
+                }
+
+                headers.SetSegmented(messages, firstIov, iov - firstIov, size);
+                datagrams[messages] = iov - firstIov;
+                bytes[messages] = total;
+                messages++;
+            }
+
+            int done = 0;
+            while (done < messages)
+            {
+                int sent = LinuxSocketInterop.SendMmsg(_fd, headers.Headers + done, (uint)(messages - done), 0);
+                if (sent <= 0)
+                {
+                    int error = Marshal.GetLastPInvokeError();
+                    if (sent < 0 && error == LinuxSocketInterop.EIntr)
+                    {
+                        continue;
+                    }
+
+                    if (sent < 0 && datagrams[done] > 1 && error is LinuxSocketInterop.EIo or LinuxSocketInterop.EInval)
+                    {
+                        _segmentation = false; // the path cannot segment: plain datagrams from now on
+                    }
+
+                    failures += datagrams[done];
+                    done++;
+                    continue;
+                }
+
+                for (int i = done; i < done + sent; i++)
+                {
+                    _counters.AddSent(datagrams[i], bytes[i]);
+                }
+
+                done += sent;
+            }
+
+            // Leave the headers as the plain path expects them: one iovec each, no control data.
+            for (int i = 0; i < messages; i++)
+            {
+                headers.SetSegmented(i, i, 1, 0);
+            }
+
+            if (failures > 0)
+            {
+                _counters.AddSendFailures(failures);
+            }
+        }
+    }
+
+    private static bool SegmentationOffloadWorks(Socket socket)
+    {
+        try
+        {
+            Span<byte> value = stackalloc byte[4];
+            socket.GetRawSocketOption(LinuxSocketInterop.SolUdp, LinuxSocketInterop.UdpSegment, value);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
         }
     }
 

@@ -49,4 +49,12 @@ internal sealed class UdpTransportOptions
     /// still allocation-free), which is also used on other systems.
     /// </remarks>
     public bool UseNativeBatching { get; set; } = true;
+
+    /// <summary>Send runs of equal-sized datagrams to one endpoint with UDP segmentation offload (Linux <c>UDP_SEGMENT</c>).</summary>
+    /// <remarks>
+    /// Default true; used only with <see cref="UseNativeBatching"/> and where the kernel supports it
+    /// (Linux 4.18+). The receiver sees ordinary datagrams. If a send is refused for it, the
+    /// transport falls back to plain datagrams by itself.
+    /// </remarks>
+    public bool UseSegmentationOffload { get; set; } = true;
 }
