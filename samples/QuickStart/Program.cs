@@ -1,5 +1,6 @@
 // QuickStart: two mesh nodes in one process, each with its own userspace IP stack, talking
-// WireGuard to each other over loopback UDP. No TUN device, no root.
+// WireGuard to each other over loopback UDP: ping, UDP datagrams and a TCP echo. No TUN device,
+// no root.
 using System.Net;
 using System.Text;
 using TunnelMesh.Net;
@@ -39,6 +40,38 @@ Console.WriteLine($"B received \"{Encoding.UTF8.GetString(buffer, 0, atB.Receive
 await socketB.SendToAsync(Encoding.UTF8.GetBytes("hello back from B"), atB.RemoteEndPoint, timeout.Token);
 var atA = await socketA.ReceiveFromAsync(buffer, timeout.Token);
 Console.WriteLine($"A received \"{Encoding.UTF8.GetString(buffer, 0, atA.ReceivedBytes)}\" from {atA.RemoteEndPoint}");
+
+// TCP on the mesh: B listens on port 80 of its mesh address, A dials it. Both ends are ordinary
+// Streams (and IDuplexPipes) on the nodes' own userspace TCP, no sockets of the OS involved.
+await using (var listener = await nodeB.ListenAsync(80, timeout.Token))
+{
+    var accepting = listener.AcceptAsync(timeout.Token).AsTask();
+    await using var client = await nodeA.DialAsync(new IPEndPoint(ipB, 80), options: null, timeout.Token);
+    await using var server = await accepting;
+    Console.WriteLine($"TCP {client.LocalEndPoint} -> {client.RemoteEndPoint} established");
+
+    var request = new byte[1 << 20];
+    Random.Shared.NextBytes(request);
+    var echo = Task.Run(async () =>
+    {
+        await server.CopyToAsync(server, timeout.Token); // echo until A half-closes
+        await server.ShutdownSendAsync(timeout.Token);
+    });
+    var write = Task.Run(async () =>
+    {
+        await client.WriteAsync(request, timeout.Token);
+        await client.ShutdownSendAsync(timeout.Token);
+    });
+    var back = new MemoryStream();
+    await client.CopyToAsync(back, timeout.Token);
+    await Task.WhenAll(echo, write);
+    bool same = back.ToArray().AsSpan().SequenceEqual(request);
+    Console.WriteLine($"TCP echo: sent {request.Length} B, got {back.Length} B back, {(same ? "identical" : "DIFFERENT")}");
+    if (!same)
+    {
+        return 1;
+    }
+}
 
 foreach (var (name, node) in new[] { ("A", nodeA), ("B", nodeB) })
 {

@@ -95,14 +95,19 @@ public class CongestionControlTests
 
     [Theory]
     [MemberData(nameof(Algorithms))]
-    public void Slow_start_counts_at_most_two_segments_per_ack(string algorithm)
+    public void Slow_start_counts_a_stretch_ack_up_to_its_limit(string algorithm)
     {
+        // A receiver that ACKs once per received batch covers up to MaxAckStretchSegments per ACK;
+        // slow start counts them all (as Linux does), and no more than that per ACK (RFC 3465's L).
         var cc = Create(algorithm);
         long before = cc.CongestionWindow;
         cc.OnAck(8 * Mss, cc.CongestionWindow, Rtt, Rtt, Rtt); // a stretch ACK of eight segments
-        Assert.Equal(before + (2 * Mss), cc.CongestionWindow);
+        Assert.Equal(before + (8 * Mss), cc.CongestionWindow);
         cc.OnAck(300, cc.CongestionWindow, Rtt, Rtt, Rtt);
-        Assert.Equal(before + (2 * Mss) + 300, cc.CongestionWindow);
+        Assert.Equal(before + (8 * Mss) + 300, cc.CongestionWindow);
+        before = cc.CongestionWindow;
+        cc.OnAck(40 * Mss, cc.CongestionWindow, Rtt, Rtt, Rtt); // more than one ACK may count
+        Assert.Equal(before + (TcpConstants.MaxAckStretchSegments * Mss), cc.CongestionWindow);
     }
 
     [Theory]
@@ -261,8 +266,8 @@ public class CongestionControlTests
         later.OnAck(1460, 14_600, Rtt, Rtt, Rtt);
         later.Mss = 1200;
         Assert.Equal(14_600 + 1460, later.CongestionWindow); // bytes kept
-        later.OnAck(5000, 14_600, Rtt, Rtt, Rtt);
-        Assert.Equal(14_600 + 1460 + 2400, later.CongestionWindow); // counted in new segments
+        later.OnAck(50_000, 14_600, Rtt, Rtt, Rtt);
+        Assert.Equal(14_600 + 1460 + (TcpConstants.MaxAckStretchSegments * 1200), later.CongestionWindow); // the per-ACK limit in new segments
 
         var small = Create(algorithm, 536);
         small.OnRetransmissionTimeout(2000, Rtt);
