@@ -22,6 +22,7 @@ internal static unsafe partial class LinuxSocketInterop
 
     public const int SolUdp = 17;
     public const int UdpSegment = 103;
+    public const int UdpGro = 104;
     public const int EIo = 5;
     public const int EIntr = 4;
     public const int EBadF = 9;
@@ -162,12 +163,36 @@ internal sealed unsafe class NativeMessageBatch : IDisposable
         header.ControlLength = ControlSize;
     }
 
-    /// <summary>Prepares message <paramref name="index"/> for receiving (full name slot, flags clear).</summary>
+    /// <summary>Prepares message <paramref name="index"/> for receiving (full name and control slots, flags clear).</summary>
     public void PrepareReceive(int index)
     {
         _headers[index].Header.NameLength = NameSize;
+        _headers[index].Header.Control = (nint)(_controls + (index * ControlSize));
+        _headers[index].Header.ControlLength = ControlSize;
         _headers[index].Header.Flags = 0;
         _headers[index].Length = 0;
+    }
+
+    /// <summary>
+    /// The UDP GRO segment size of received message <paramref name="index"/> (a control message
+    /// of level SOL_UDP, type UDP_GRO): the message holds several datagrams of that size, the
+    /// last possibly shorter. Zero when the message is one datagram.
+    /// </summary>
+    public int ReadSegmentSize(int index)
+    {
+        ref var header = ref _headers[index].Header;
+        if (header.Control == 0 || header.ControlLength < (nuint)(sizeof(nuint) + 8 + sizeof(int)))
+        {
+            return 0;
+        }
+
+        byte* control = (byte*)header.Control;
+        if (*(int*)(control + sizeof(nuint)) != LinuxSocketInterop.SolUdp || *(int*)(control + sizeof(nuint) + 4) != LinuxSocketInterop.UdpGro)
+        {
+            return 0;
+        }
+
+        return *(int*)(control + sizeof(nuint) + 8);
     }
 
     /// <summary>Bytes received into (or length to send from) message <paramref name="index"/>.</summary>

@@ -60,6 +60,8 @@ internal sealed class UdpTransport : IDatagramTransport
     private bool _sendClosed;
     private const int MaxSegments = 64;          // the kernel's UDP_MAX_SEGMENTS on older kernels
     private const int MaxSegmentedBytes = 65000; // one UDP send carries at most 65,507 bytes
+    private readonly bool _receiveOffload; // UDP GRO: the kernel may hand over several datagrams as one
+    private readonly int[] _segmentSizes;
     private bool _segmentation; // UDP GSO: runs of equal datagrams to one endpoint go as one send
     private int _disposed;
 
@@ -84,10 +86,12 @@ internal sealed class UdpTransport : IDatagramTransport
             _receiveBatch = new NativeMessageBatch(_batchSize);
             _sendBatch = new NativeMessageBatch(_batchSize);
             _segmentation = options.UseSegmentationOffload && SegmentationOffloadWorks(_socket);
+            _receiveOffload = options.UseReceiveOffload && TryEnableReceiveOffload(_socket);
         }
 
         _receiveBuffers = new PacketBuffer[_batchSize];
-        _deliveryBuffers = new PacketBuffer[_batchSize];
+        _deliveryBuffers = new PacketBuffer[_receiveOffload ? _batchSize * MaxSegments : _batchSize];
+        _segmentSizes = new int[_batchSize];
         for (int i = 0; i < _receiveBuffers.Length; i++)
         {
             _receiveBuffers[i] = _pool.Rent();
@@ -102,6 +106,9 @@ internal sealed class UdpTransport : IDatagramTransport
 
     /// <summary>Whether the socket is IPv6 (dual-mode when bound to <c>[::]</c>) rather than IPv4-only.</summary>
     public bool IsIPv6Socket => _ipv6Socket;
+
+    /// <summary>Whether the kernel may coalesce received datagrams (Linux UDP_GRO); they are cut apart again before delivery.</summary>
+    public bool IsReceiveCoalescing => _receiveOffload;
 
     /// <summary>Whether runs of datagrams go out through UDP segmentation offload (Linux UDP_SEGMENT).</summary>
     public bool IsSegmenting => _segmentation;
@@ -343,11 +350,19 @@ internal sealed class UdpTransport : IDatagramTransport
                     buffer.Offset = ReceiveOffset;
                     buffer.Length = batch.MessageLength(i);
                     buffer.Endpoint = source;
+                    _segmentSizes[good] = _receiveOffload ? batch.ReadSegmentSize(i) : 0;
                     (buffers[good], buffers[i]) = (buffer, buffers[good]);
                     good++;
                 }
 
-                Deliver(good);
+                if (_receiveOffload)
+                {
+                    DeliverSegmented(good);
+                }
+                else
+                {
+                    Deliver(good);
+                }
             }
         }
         finally
@@ -449,6 +464,85 @@ internal sealed class UdpTransport : IDatagramTransport
         }
 
         delivery.AsSpan(0, count).Clear();
+    }
+
+    /// <summary>
+    /// Like <see cref="Deliver"/>, but a received message that the kernel coalesced (UDP GRO) is
+    /// cut back into its datagrams first: the first stays in its buffer, the others are copied
+    /// into buffers from the pool, in order.
+    /// </summary>
+    private void DeliverSegmented(int count)
+    {
+        var buffers = _receiveBuffers;
+        var delivery = _deliveryBuffers;
+        int n = 0;
+        long bytes = 0;
+        for (int i = 0; i < count; i++)
+        {
+            var buffer = buffers[i];
+            buffers[i] = _pool.Rent();
+            int size = _segmentSizes[i];
+            int total = buffer.Length;
+            bytes += total;
+            delivery[n++] = buffer;
+            if (size <= 0 || total <= size)
+            {
+                continue;
+            }
+
+            buffer.Length = size;
+            for (int offset = size; offset < total; offset += size)
+            {
+                int length = Math.Min(size, total - offset);
+                var segment = _pool.Rent();
+                segment.Offset = ReceiveOffset;
+                segment.Length = length;
+                segment.Endpoint = buffer.Endpoint;
+                buffer.Array.AsSpan(ReceiveOffset + offset, length).CopyTo(segment.Array.AsSpan(ReceiveOffset));
+                delivery[n++] = segment;
+            }
+        }
+
+        if (n == 0)
+        {
+            return;
+        }
+
+        _counters.AddReceived(n, bytes);
+
+        // In slices of one receive batch: what the receiver sends in answer (ACKs) leaves after each
+        // slice, not after thousands of datagrams, so the peer's sending does not stall meanwhile.
+        for (int start = 0; start < n; start += _batchSize)
+        {
+            int length = Math.Min(_batchSize, n - start);
+            try
+            {
+                _receiver!.OnDatagrams(delivery.AsSpan(start, length));
+            }
+#pragma warning disable CA1031 // a receiver bug must not make the node deaf: count it and keep receiving
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+                _counters.AddReceiveError();
+            }
+        }
+
+        delivery.AsSpan(0, n).Clear();
+    }
+
+    private static bool TryEnableReceiveOffload(Socket socket)
+    {
+        try
+        {
+            Span<byte> on = stackalloc byte[4];
+            BitConverter.TryWriteBytes(on, 1);
+            socket.SetRawSocketOption(LinuxSocketInterop.SolUdp, LinuxSocketInterop.UdpGro, on);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     // Called under _sendGate.
