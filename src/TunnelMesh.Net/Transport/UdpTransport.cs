@@ -62,6 +62,7 @@ internal sealed class UdpTransport : IDatagramTransport
     private const int MaxSegmentedBytes = 65000; // one UDP send carries at most 65,507 bytes
     private readonly bool _receiveOffload; // UDP GRO: the kernel may hand over several datagrams as one
     private readonly int[] _segmentSizes;
+    private long _coalescedMessages;
     private bool _segmentation; // UDP GSO: runs of equal datagrams to one endpoint go as one send
     private int _disposed;
 
@@ -109,6 +110,9 @@ internal sealed class UdpTransport : IDatagramTransport
 
     /// <summary>Whether the kernel may coalesce received datagrams (Linux UDP_GRO); they are cut apart again before delivery.</summary>
     public bool IsReceiveCoalescing => _receiveOffload;
+
+    /// <summary>Received messages that held more than one datagram (tests, diagnostics).</summary>
+    internal long CoalescedMessages => Interlocked.Read(ref _coalescedMessages);
 
     /// <summary>Whether runs of datagrams go out through UDP segmentation offload (Linux UDP_SEGMENT).</summary>
     public bool IsSegmenting => _segmentation;
@@ -491,6 +495,7 @@ internal sealed class UdpTransport : IDatagramTransport
             }
 
             buffer.Length = size;
+            _coalescedMessages++;
             for (int offset = size; offset < total; offset += size)
             {
                 int length = Math.Min(size, total - offset);

@@ -86,6 +86,63 @@ public class UdpTransportTests
     [InlineData(false)]
     public Task Datagrams_of_every_size_cross_IPv4_loopback_both_ways(bool native) => ExchangeBothWays(IPAddress.Loopback, native);
 
+    /// <summary>
+    /// Runs of equal datagrams (what a TCP flight becomes) with a shorter one ending each run, and
+    /// runs to two destinations interleaved: with UDP GSO on the sender and GRO on the receiver
+    /// (Linux), each on and off, every datagram arrives once, intact and in order, and the
+    /// statistics count datagrams, not system calls.
+    /// </summary>
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public async Task Runs_of_equal_datagrams_arrive_in_order_with_segmentation_and_coalescing(bool segment, bool coalesce)
+    {
+        await using var a = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseSegmentationOffload = segment });
+        await using var b = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseReceiveOffload = coalesce });
+        await using var c = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseReceiveOffload = coalesce });
+        if (OperatingSystem.IsLinux())
+        {
+            Assert.Equal(segment, a.IsSegmenting);
+            Assert.Equal(coalesce, b.IsReceiveCoalescing);
+        }
+
+        using var atB = new DatagramSink();
+        using var atC = new DatagramSink();
+        b.Start(atB);
+        c.Start(atC);
+        var toB = EndpointOf(IPAddress.Loopback, b.LocalPort);
+        var toC = EndpointOf(IPAddress.Loopback, c.LocalPort);
+
+        // 40 x 1452 + 100 to B, 3 x 1452 to C, 64 x 1452 to B (more than one GSO message), 1 x 60 to C.
+        var plan = Enumerable.Repeat((toB, 1452), 40).Append((toB, 100))
+            .Concat(Enumerable.Repeat((toC, 1452), 3))
+            .Concat(Enumerable.Repeat((toB, 1452), 64))
+            .Append((toC, 60))
+            .Select((d, i) => (To: d.Item1, Data: Payload(d.Item2, seed: i)))
+            .ToArray();
+        var buffers = plan.Select(d => Buffer(d.Data, d.To)).ToArray();
+        a.Send(buffers);
+        foreach (var buffer in buffers)
+        {
+            buffer.Return();
+        }
+
+        var expectB = plan.Where(d => d.To == toB).Select(d => d.Data).ToArray();
+        var expectC = plan.Where(d => d.To == toC).Select(d => d.Data).ToArray();
+        Assert.True(atB.WaitFor(expectB.Length, Timeout), $"B: {atB.Count} of {expectB.Length}");
+        Assert.True(atC.WaitFor(expectC.Length, Timeout), $"C: {atC.Count} of {expectC.Length}");
+        Assert.Equal(expectB, atB.Received.Select(r => r.Data).ToArray());
+        Assert.Equal(expectC, atC.Received.Select(r => r.Data).ToArray());
+        Assert.Equal(plan.Length, a.Statistics.DatagramsSent);
+        Assert.Equal(expectB.Length, b.Statistics.DatagramsReceived);
+        Assert.Equal(0, a.Statistics.SendFailures);
+        if (OperatingSystem.IsLinux() && segment && coalesce)
+        {
+            Assert.True(b.CoalescedMessages > 0, "the kernel handed over coalesced datagrams, and they were cut apart");
+        }
+    }
+
     [IPv6LoopbackFact]
     public async Task Datagrams_of_every_size_cross_IPv6_loopback_both_ways()
     {
