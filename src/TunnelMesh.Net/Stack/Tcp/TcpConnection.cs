@@ -1415,11 +1415,14 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             _rttStart = now;
         }
 
-        if (isNew && _probeDeadline == Never)
+        if (isNew)
         {
+            // Re-armed from the flight as it is after this segment (RFC 8985 7.2): armed only once,
+            // from an ACK that left one segment out, it kept the delayed-ACK allowance for a flight
+            // that the same ACK then refilled, and a tail loss waited 2 SRTT + 40 ms.
             ScheduleProbe(now);
         }
-        else if (!isNew)
+        else
         {
             Counters.Retransmissions++;
         }
