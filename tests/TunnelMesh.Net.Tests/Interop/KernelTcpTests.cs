@@ -54,11 +54,13 @@ public sealed class KernelTcpTests(ITestOutputHelper output)
     [ExternalFact("ip", "nft", "sh")]
     public async Task Both_ways_under_random_loss_in_each_direction_hashes_match()
     {
-        // 8 MiB, not 64, to stay bounded: when the kernel's ACKs are lost too, our sender falls back on
-        // retransmission timeouts (about 30 per 16 MiB, 8 to 25 Mbit/s; with data loss alone about 5
-        // and 100 Mbit/s), while the kernel's sender moves 16 MiB in under 2 s. The output shows the counts.
+        // 64 MiB each way, as the issue asks: the largest size that stays well under 20 s on the 2-core
+        // machine (7 to 10 s per run measured, both directions at once, with other builds running).
+        // Our sender averages 55 to 75 Mbit/s here, the kernel's 100 to 230: Linux compresses its
+        // SACKs and holds ACKs while its reader lags, so our small loss-limited window often waits
+        // for a tail loss probe (about 300 per 64 MiB); retransmission timeouts are 0 or 1 per run.
         const int LossPercent = 2;
-        const long Size = 8L << 20;
+        const long Size = 64L << 20;
         await using var kernel = await KernelPeer.CreateAsync();
 
         // Stack to kernel: nftables drops on the device's ingress (real loss for our sender). Kernel to
@@ -79,7 +81,7 @@ public sealed class KernelTcpTests(ITestOutputHelper output)
         var up = TcpTransfer.SendAsync(kernelStream, Size, seed: 4, afterLastWrite: () => { client.Shutdown(SocketShutdown.Send); return Task.CompletedTask; });
         var downReceived = TcpTransfer.ReceiveAsync(kernelStream);
         var upReceived = TcpTransfer.ReceiveAsync(server);
-        await Task.WhenAll(down, up, downReceived, upReceived).Within(BulkLimit, () => $"8 MiB each way under {LossPercent}% loss\n{Describe(server)}\n{kernel.Describe()}");
+        await Task.WhenAll(down, up, downReceived, upReceived).Within(BulkLimit, () => $"64 MiB each way under {LossPercent}% loss\n{Describe(server)}\n{kernel.Describe()}");
         TcpTransfer.AssertSame(await down, await downReceived, "stack to kernel under loss");
         TcpTransfer.AssertSame(await up, await upReceived, "kernel to stack under loss");
 
@@ -336,7 +338,7 @@ public sealed class KernelTcpTests(ITestOutputHelper output)
     {
         var c = stream.Connection;
         var n = c.Counters;
-        return $"connection {c.State}: segments sent {n.SegmentsSent} received {n.SegmentsReceived}, retransmissions {n.Retransmissions} (fast {n.FastRetransmits}, timeouts {n.Timeouts}), dup ACKs {n.DuplicateAcks}, window probes {n.WindowProbes}, cwnd {c.CongestionWindow}, RTO {c.RetransmissionTimeout.TotalMilliseconds:0} ms, receive buffer {c.ReceiveBufferCapacity}";
+        return $"connection {c.State}: segments sent {n.SegmentsSent} received {n.SegmentsReceived}, retransmissions {n.Retransmissions} (fast {n.FastRetransmits}, timeouts {n.Timeouts}, lost retransmissions {n.LostRetransmissions}, tail loss probes {n.TailLossProbes}), dup ACKs {n.DuplicateAcks}, window probes {n.WindowProbes}, cwnd {c.CongestionWindow}, RTO {c.RetransmissionTimeout.TotalMilliseconds:0} ms, receive buffer {c.ReceiveBufferCapacity}";
     }
 
     /// <summary>The head of Linux's <c>struct tcp_info</c> (getsockopt TCP_INFO) that says what was negotiated.</summary>
