@@ -54,11 +54,13 @@ public sealed class KernelTcpTests(ITestOutputHelper output)
     [ExternalFact("ip", "nft", "sh")]
     public async Task Both_ways_under_random_loss_in_each_direction_hashes_match()
     {
-        // 8 MiB, not 64, to stay bounded: when the kernel's ACKs are lost too, our sender falls back on
-        // retransmission timeouts (about 30 per 16 MiB, 8 to 25 Mbit/s; with data loss alone about 5
-        // and 100 Mbit/s), while the kernel's sender moves 16 MiB in under 2 s. The output shows the counts.
+        // 64 MiB each way, as the issue asks: the largest size that stays well under 20 s on the 2-core
+        // machine (7 to 10 s per run measured, both directions at once, with other builds running).
+        // Our sender averages 55 to 75 Mbit/s here, the kernel's 100 to 230: Linux compresses its
+        // SACKs and holds ACKs while its reader lags, so our small loss-limited window often waits
+        // for a tail loss probe (about 300 per 64 MiB); retransmission timeouts are 0 or 1 per run.
         const int LossPercent = 2;
-        const long Size = 8L << 20;
+        const long Size = 64L << 20;
         await using var kernel = await KernelPeer.CreateAsync();
 
         // Stack to kernel: nftables drops on the device's ingress (real loss for our sender). Kernel to
@@ -79,7 +81,7 @@ public sealed class KernelTcpTests(ITestOutputHelper output)
         var up = TcpTransfer.SendAsync(kernelStream, Size, seed: 4, afterLastWrite: () => { client.Shutdown(SocketShutdown.Send); return Task.CompletedTask; });
         var downReceived = TcpTransfer.ReceiveAsync(kernelStream);
         var upReceived = TcpTransfer.ReceiveAsync(server);
-        await Task.WhenAll(down, up, downReceived, upReceived).Within(BulkLimit, () => $"8 MiB each way under {LossPercent}% loss\n{Describe(server)}\n{kernel.Describe()}");
+        await Task.WhenAll(down, up, downReceived, upReceived).Within(BulkLimit, () => $"64 MiB each way under {LossPercent}% loss\n{Describe(server)}\n{kernel.Describe()}");
         TcpTransfer.AssertSame(await down, await downReceived, "stack to kernel under loss");
         TcpTransfer.AssertSame(await up, await upReceived, "kernel to stack under loss");
 
@@ -300,6 +302,70 @@ public sealed class KernelTcpTests(ITestOutputHelper output)
         output.WriteLine($"stalled with {sentBeforeRead} bytes accepted, {connection.Counters.WindowProbes} window probes, buffer memory {memoryWhileStalled} while stalled");
     }
 
+    [ExternalFact("ip", "sh", "ss")]
+    public async Task Our_reader_that_stops_closes_the_kernels_window_its_writes_stall_with_bounded_memory_then_complete()
+    {
+        const long Size = 8L << 20;
+        const int ReceiveBuffer = 256 * 1024;
+        await using var kernel = await KernelPeer.CreateAsync();
+        await using var listener = Listen(kernel, 8086, new MeshTcpListenerOptions { Connection = new MeshTcpOptions { MaxReceiveBufferSize = ReceiveBuffer } });
+        using var client = kernel.CreateKernelSocket(SocketType.Stream, ProtocolType.Tcp);
+        client.SendBufferSize = 64 * 1024; // before connect: a fixed send buffer (the kernel doubles it), no autotuning
+        var accept = listener.AcceptAsync().AsTask();
+        await client.ConnectAsync(new IPEndPoint(kernel.StackAddress, 8086)).Within(Limit, "connect");
+        await using var server = await accept.Within(Limit, "accept");
+        var connection = server.Connection;
+        int kernelPort = ((IPEndPoint)client.LocalEndPoint!).Port;
+
+        // Our application reads nothing: our receive buffer fills, we advertise a zero window, and
+        // the kernel's sender stops with its send queue full: its send window (TCP_INFO) is below a
+        // segment, bytes wait unsent, and it probes the window (the persist timer in ss).
+        using var kernelStream = new NetworkStream(client, ownsSocket: false);
+        var send = TcpTransfer.SendAsync(kernelStream, Size, seed: 8, afterLastWrite: () => { client.Shutdown(SocketShutdown.Send); return Task.CompletedTask; });
+        long Room() => connection.ReceiveBufferCapacity - connection.Counters.BytesReceived;
+        await TaskTimeouts.Until(
+            () => Room() < connection.SegmentSize && KernelSendState.Read(client) is { Window: var w, NotSent: > 0 } && w < connection.SegmentSize,
+            Limit,
+            "our buffer filling to less than a segment free and the kernel's send window closing with bytes unsent");
+        var kernelState = KernelSendState.Read(client);
+        string ss = await KernelSocketAsync(kernel, kernelPort, s => s.Contains("persist", StringComparison.Ordinal), () => $"the kernel probing our zero window ({kernelState}; {Describe(server)})");
+        long sendQueue = long.Parse(ss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture); // with a state filter: Recv-Q Send-Q local peer ...
+
+        Assert.False(send.IsCompleted, $"8 MiB cannot fit in our 256 KiB window plus a 128 KiB kernel send buffer: the kernel's writer must be blocked\n{ss}");
+        Assert.True(sendQueue > 0, $"the kernel's send queue holds the unsent bytes: {ss}");
+        long receivedWhileStalled = connection.Counters.BytesReceived;
+        long memoryWhileStalled = connection.BufferMemory;
+        Assert.True(receivedWhileStalled is > 0 and <= ReceiveBuffer, $"{receivedWhileStalled} bytes taken in while our reader stopped");
+        Assert.True(memoryWhileStalled is > 0 and <= ReceiveBuffer, $"buffer memory {memoryWhileStalled} while stalled, maximum receive buffer {ReceiveBuffer}");
+        Assert.Equal(TcpState.Established, connection.State);
+
+        // Our application reads again: the window opens, the kernel's writer completes, every byte arrives once.
+        var received = await TcpTransfer.ReceiveAsync(server).Within(BulkLimit, () => $"our reader draining the stalled connection\n{Describe(server)}\n{kernel.Describe()}");
+        TcpTransfer.AssertSame(await send.Within(Limit, "the kernel's write completing"), received, "after our window reopened");
+        Assert.True(connection.BufferMemory <= ReceiveBuffer, $"buffer memory {connection.BufferMemory} after the transfer");
+        output.WriteLine($"stalled with {receivedWhileStalled} bytes in our buffer (memory {memoryWhileStalled}), kernel {kernelState}, send queue {sendQueue} bytes; ss: {ss.Trim()}; then {received}; {Describe(server)}");
+    }
+
+    /// <summary>Polls <c>ss -tnoiH</c> in the namespace for the kernel's end of a connection until <paramref name="condition"/> holds on its line; bounded by <see cref="Limit"/>.</summary>
+    private static async Task<string> KernelSocketAsync(KernelPeer kernel, int kernelPort, Func<string, bool> condition, Func<string> what)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        string last = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            last = await kernel.Namespace.ExecCheckAsync("ss", "-tnoiH", "state", "established", $"( sport = :{kernelPort} )");
+            if (condition(last))
+            {
+                return last;
+            }
+
+            await Task.Delay(20);
+        }
+
+        Assert.Fail($"{what()} did not happen within {Limit}; last ss output: {last}");
+        return last;
+    }
+
     /// <summary>Our side's view of the options and the kernel's (its TCP_INFO) agree: MSS, both scale factors, timestamps, SACK.</summary>
     private void AssertNegotiated(MeshTcpStream stream, Socket kernelSocket, int expectedSegment)
     {
@@ -336,7 +402,21 @@ public sealed class KernelTcpTests(ITestOutputHelper output)
     {
         var c = stream.Connection;
         var n = c.Counters;
-        return $"connection {c.State}: segments sent {n.SegmentsSent} received {n.SegmentsReceived}, retransmissions {n.Retransmissions} (fast {n.FastRetransmits}, timeouts {n.Timeouts}), dup ACKs {n.DuplicateAcks}, window probes {n.WindowProbes}, cwnd {c.CongestionWindow}, RTO {c.RetransmissionTimeout.TotalMilliseconds:0} ms, receive buffer {c.ReceiveBufferCapacity}";
+        return $"connection {c.State}: segments sent {n.SegmentsSent} received {n.SegmentsReceived}, retransmissions {n.Retransmissions} (fast {n.FastRetransmits}, timeouts {n.Timeouts}, lost retransmissions {n.LostRetransmissions}, tail loss probes {n.TailLossProbes}), dup ACKs {n.DuplicateAcks}, window probes {n.WindowProbes}, cwnd {c.CongestionWindow}, RTO {c.RetransmissionTimeout.TotalMilliseconds:0} ms, receive buffer {c.ReceiveBufferCapacity}";
+    }
+
+    /// <summary>The kernel sender's view from <c>struct tcp_info</c>: tcpi_snd_wnd (the window we advertised, scaled; offset 228, Linux 5.4+) and tcpi_notsent_bytes (offset 144).</summary>
+    private readonly record struct KernelSendState(long Window, long NotSent)
+    {
+        private const int TcpInfo = 11;
+
+        public static KernelSendState Read(Socket socket)
+        {
+            Span<byte> info = stackalloc byte[232];
+            int length = socket.GetRawSocketOption((int)ProtocolType.Tcp, TcpInfo, info);
+            Assert.True(length >= 232, $"TCP_INFO returned {length} bytes: this kernel has no tcpi_snd_wnd");
+            return new KernelSendState(BinaryPrimitives.ReadUInt32LittleEndian(info[228..]), BinaryPrimitives.ReadUInt32LittleEndian(info[144..]));
+        }
     }
 
     /// <summary>The head of Linux's <c>struct tcp_info</c> (getsockopt TCP_INFO) that says what was negotiated.</summary>

@@ -770,6 +770,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         else if (_inRecovery && newlySacked > 0)
         {
             DetectLostRetransmissions(now);
+            ScheduleProbe(now);
         }
         else if (ack == _sndUna && _sndMax > _sndUna && (newlySacked > 0 || (payloadLength == 0 && !synOrFin && !windowChanged)))
         {
@@ -971,11 +972,15 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
     /// <summary>
     /// Arms the tail loss probe (RFC 8985 section 7): two smoothed RTTs (plus the peer's delayed
     /// ACK when one segment is out) after the last new data or ACK, if that comes before the RTO.
+    /// Unlike RFC 8985 also during SACK recovery: Linux answers the fourth and later out-of-order
+    /// segments with one compressed SACK, and the retransmission that fills the hole with one
+    /// cumulative ACK; when that single ACK is lost nothing else is in flight to bring another,
+    /// and only the probe avoids a retransmission timeout.
     /// </summary>
     private void ScheduleProbe(TimeSpan now)
     {
         _probeDeadline = Never;
-        if (!_sackOk || _inRecovery || _sndMax == _sndUna || _rtt.SmoothedRtt is not { } srtt
+        if (!_sackOk || _sndMax == _sndUna || _rtt.SmoothedRtt is not { } srtt
             || _state is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck))
         {
             return;
@@ -1005,7 +1010,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
     /// </summary>
     private void OnProbeTimeout(TimeSpan now)
     {
-        if (_inRecovery || _sndMax == _sndUna || _state is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck))
+        if (_sndMax == _sndUna || _state is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck))
         {
             return;
         }
@@ -1054,7 +1059,6 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
     {
         Counters.FastRetransmits++;
         _inRecovery = true;
-        _probeDeadline = Never;
         _recoveryPoint = _sndMax;
         _cc.OnCongestionEvent(_sndMax - _sndUna, now);
         _rttTiming = false;
@@ -1071,6 +1075,8 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         {
             _renoInflation = TcpConstants.DupThresh * (long)_smss;
         }
+
+        ScheduleProbe(now);
     }
 
     /// <summary>In-window data (RFC 9293 3.10.7.4, seventh check), into the receive buffer at its offset.</summary>
@@ -1409,11 +1415,14 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             _rttStart = now;
         }
 
-        if (isNew && _probeDeadline == Never)
+        if (isNew)
         {
+            // Re-armed from the flight as it is after this segment (RFC 8985 7.2): armed only once,
+            // from an ACK that left one segment out, it kept the delayed-ACK allowance for a flight
+            // that the same ACK then refilled, and a tail loss waited 2 SRTT + 40 ms.
             ScheduleProbe(now);
         }
-        else if (!isNew)
+        else
         {
             Counters.Retransmissions++;
         }
