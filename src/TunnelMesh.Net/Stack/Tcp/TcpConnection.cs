@@ -1022,6 +1022,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         }
 
         _rtoDeadline = now + _rtt.Rto;
+        _probeDeadline = Never; // RFC 8985 7.3: after a probe the RTO is armed, not another probe
     }
 
     private void OnDuplicateAck(TimeSpan now)
@@ -1409,11 +1410,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             _rttStart = now;
         }
 
-        if (isNew && _probeDeadline == Never)
-        {
-            ScheduleProbe(now);
-        }
-        else if (!isNew)
+        if (!isNew)
         {
             Counters.Retransmissions++;
         }
@@ -1434,6 +1431,12 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         if (_rtoDeadline == Never)
         {
             _rtoDeadline = now + _rtt.Rto;
+        }
+
+        if (isNew)
+        {
+            // RFC 8985 7.2: (re)started after new data, once this segment counts as outstanding.
+            ScheduleProbe(now);
         }
     }
 
