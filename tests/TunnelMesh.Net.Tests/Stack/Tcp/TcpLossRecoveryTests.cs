@@ -77,7 +77,7 @@ public sealed class TcpLossRecoveryTests
         {
             var segment = H.Next();
             Assert.True(segment.Has(TcpFlags.Ack), segment.ToString());
-            Assert.False(segment.Has(TcpFlags.Syn) || segment.Has(TcpFlags.Fin) || segment.Has(TcpFlags.Rst), segment.ToString());
+            Assert.False(segment.Has(TcpFlags.Syn) || segment.Has(TcpFlags.Rst), segment.ToString());
             Assert.True(seq == segment.Seq, $"expected data at {seq}, got {segment}");
             Assert.True(length == segment.Payload.Length, $"expected {length} bytes at {seq}, got {segment}");
             Assert.Equal(RcvNxt, segment.Ack);
@@ -342,6 +342,42 @@ public sealed class TcpLossRecoveryTests
         await WriteSegmentsAsync(link, Mss);
         link.ExpectData(link.S(10));
         Assert.Equal(new TcpCounters(Retransmissions: 1 + 1 + 6, FastRetransmits: 0, Timeouts: 1, TailLossProbes: 1, LostRetransmissions: 0), link.Counters);
+    }
+
+    [Fact]
+    public async Task A_lost_fin_rides_again_with_the_last_data_in_the_probe_and_in_the_timeout_repair()
+    {
+        var h = new TcpHarness();
+        var link = await OpenAsync(h);
+        await WriteSegmentsAsync(link, 1500);
+        link.ExpectData(link.S(0)); // Nagle holds the last 500 bytes while S0 is out
+        h.AssertNothingSent();
+        link.Connection.ShutdownSend();
+        var tail = link.ExpectData(link.S(1), 500);
+        Assert.True(tail.Has(TcpFlags.Fin));
+        Assert.Equal(TcpState.FinWait1, link.Connection.State);
+
+        // S0 arrives, the tail with the FIN does not. A second 100 ms sample: RTO 250 ms;
+        // one segment out, so the probe waits 2·SRTT + the delayed ACK = 240 ms.
+        h.Advance(Rtt);
+        link.Ack(link.S(1));
+        var rto = TimeSpan.FromMilliseconds(250);
+        Assert.Equal(rto, link.Connection.RetransmissionTimeout);
+        h.Advance((2 * Rtt) + TcpConstants.DelayedAck - Tick);
+        h.AssertNothingSent();
+        h.Advance(Tick);
+        Assert.True(link.ExpectData(link.S(1), 500).Has(TcpFlags.Fin));
+        Assert.Equal(1, link.Connection.Counters.TailLossProbes);
+
+        h.Advance(rto);
+        Assert.True(link.ExpectData(link.S(1), 500).Has(TcpFlags.Fin));
+        h.AssertNothingSent();
+        Assert.Equal(1, link.Connection.Counters.Timeouts);
+
+        link.Ack(link.S(1) + 501);
+        Assert.Equal(TcpState.FinWait2, link.Connection.State);
+        h.Advance(TimeSpan.FromMinutes(5));
+        h.AssertNothingSent();
     }
 
     // ================================================================== (d) lost retransmissions
