@@ -234,6 +234,40 @@ public sealed class TcpLossRecoveryTests
         Assert.Equal(1, link.Connection.Counters.Timeouts);
     }
 
+    [Fact]
+    public async Task A_data_bearing_window_probe_at_a_closed_window_is_answered_and_its_ack_field_taken()
+    {
+        var h = new TcpHarness();
+        var link = await OpenAsync(h); // no window scaling: a 64 KiB receive buffer that cannot grow
+        await WriteSegmentsAsync(link, Mss);
+        link.ExpectData(link.S(0));
+
+        // The peer fills the buffer; the application reads nothing.
+        int filled = 0;
+        while (filled < 65536)
+        {
+            int length = Math.Min(Mss, 65536 - filled);
+            link.Send(TcpFlags.Ack, link.RcvNxt, link.S(0), new byte[length]);
+            link.RcvNxt += (uint)length;
+            filled += length;
+        }
+
+        h.Advance(TcpConstants.DelayedAck);
+        var closed = h.TakeAll().Last();
+        Assert.Equal(link.RcvNxt, closed.Ack);
+        Assert.Equal(0, closed.Window);
+
+        // A BSD/Windows-style probe: one new byte at RCV.NXT. Unacceptable (RFC 9293 3.10.7.4:
+        // answered with an ACK, still showing the closed window); its ACK field counts.
+        link.Send(TcpFlags.Ack | TcpFlags.Psh, link.RcvNxt, link.S(1), new byte[1]);
+        var answer = link.ExpectAck(link.S(1));
+        Assert.Equal(0, answer.Window);
+        h.AssertNothingSent();
+        Assert.Equal(65536, link.Connection.Counters.BytesReceived);
+        h.Advance(TimeSpan.FromSeconds(10));
+        h.AssertNothingSent(); // S0 was acknowledged by the probe: no retransmission
+    }
+
     // ================================================================== (c) SACK-guided repair after a timeout
 
     /// <summary>
