@@ -544,7 +544,10 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             // With a closed window, ACKs (and RSTs) still count (RFC 9293: "special allowance").
             if (window == 0 && seq == _rcvNxt && !syn)
             {
+                // Data (a window probe) or a FIN at a closed window: unacceptable, so it is answered
+                // with an ACK (RFC 9293 3.10.7.4), else a prober that sends a byte never hears back.
                 ackOnly = true;
+                _ackNow |= segmentLength > 0;
             }
             else if (!rst && !syn && (flags & TcpFlags.Ack) != 0 && _state != TcpState.TimeWait
                 && seq + segmentLength <= _rcvNxt && _rcvNxt - seq <= MaxOldDuplicateDistance)
