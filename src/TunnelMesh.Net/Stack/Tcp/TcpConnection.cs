@@ -544,7 +544,10 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             // With a closed window, ACKs (and RSTs) still count (RFC 9293: "special allowance").
             if (window == 0 && seq == _rcvNxt && !syn)
             {
+                // Data (a window probe) or a FIN at a closed window: unacceptable, so it is answered
+                // with an ACK (RFC 9293 3.10.7.4), else a prober that sends a byte never hears back.
                 ackOnly = true;
+                _ackNow |= segmentLength > 0;
             }
             else if (!rst && !syn && (flags & TcpFlags.Ack) != 0 && _state != TcpState.TimeWait
                 && seq + segmentLength <= _rcvNxt && _rcvNxt - seq <= MaxOldDuplicateDistance)
@@ -1027,6 +1030,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         }
 
         _rtoDeadline = now + _rtt.Rto;
+        _probeDeadline = Never; // RFC 8985 7.3: after a probe the RTO is armed, not another probe
     }
 
     private void OnDuplicateAck(TimeSpan now)
@@ -1415,14 +1419,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             _rttStart = now;
         }
 
-        if (isNew)
-        {
-            // Re-armed from the flight as it is after this segment (RFC 8985 7.2): armed only once,
-            // from an ACK that left one segment out, it kept the delayed-ACK allowance for a flight
-            // that the same ACK then refilled, and a tail loss waited 2 SRTT + 40 ms.
-            ScheduleProbe(now);
-        }
-        else
+        if (!isNew)
         {
             Counters.Retransmissions++;
         }
@@ -1443,6 +1440,12 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         if (_rtoDeadline == Never)
         {
             _rtoDeadline = now + _rtt.Rto;
+        }
+
+        if (isNew)
+        {
+            // RFC 8985 7.2: (re)started after new data, once this segment counts as outstanding.
+            ScheduleProbe(now);
         }
     }
 
