@@ -12,10 +12,11 @@ namespace TunnelMesh.Net.Tests.Interop;
 [Collection(nameof(InteropCollection))]
 public sealed class WireGuardGoInteropTests
 {
-    private static readonly IPAddress NodeIp = IPAddress.Parse("100.64.0.1");
-    private static readonly IPAddress KernelIp = IPAddress.Parse("100.64.0.2");
+    internal static readonly IPAddress NodeIp = IPAddress.Parse("100.64.0.1");
+    internal static readonly IPAddress KernelIp = IPAddress.Parse("100.64.0.2");
 
-    private static async Task<MeshNode> StartNodeAsync(NodePrivateKey key, WireGuardGo wg, int? wgPort)
+    /// <summary>A node at <see cref="NodeIp"/> whose one peer is <paramref name="wg"/> (at <see cref="KernelIp"/>), reached at <paramref name="wgPort"/> on loopback when given.</summary>
+    internal static async Task<MeshNode> StartNodeAsync(NodePrivateKey key, WireGuardGo wg, int? wgPort)
     {
         var options = new MeshNodeOptions { PrivateKey = key, ListenAddress = IPAddress.Loopback };
         options.Addresses.Add(NodeIp);

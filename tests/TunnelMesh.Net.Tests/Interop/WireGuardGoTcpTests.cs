@@ -14,8 +14,8 @@ namespace TunnelMesh.Net.Tests.Interop;
 public sealed class WireGuardGoTcpTests(ITestOutputHelper output)
 {
     private const long Size = 32L << 20;
-    private static readonly IPAddress NodeIp = IPAddress.Parse("100.64.0.1");
-    private static readonly IPAddress KernelIp = IPAddress.Parse("100.64.0.2");
+    private static readonly IPAddress NodeIp = WireGuardGoInteropTests.NodeIp;
+    private static readonly IPAddress KernelIp = WireGuardGoInteropTests.KernelIp;
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan BulkLimit = TimeSpan.FromSeconds(50);
 
@@ -25,7 +25,7 @@ public sealed class WireGuardGoTcpTests(ITestOutputHelper output)
         await using var ns = await NetNamespace.CreateAsync();
         await using var wg = await WireGuardGo.CreateAsync();
         var key = NodePrivateKey.Generate();
-        await using var node = await StartNodeAsync(key, wgPort: null, wg);
+        await using var node = await WireGuardGoInteropTests.StartNodeAsync(key, wg, wgPort: null);
         await wg.StartAsync(ns, $"{KernelIp}/24", "peer", key.PublicKey.ToString(), "endpoint", $"127.0.0.1:{node.ListenPort}", "allowed-ips", $"{NodeIp}/32");
 
         await using var listener = await node.ListenAsync(8080);
@@ -62,7 +62,7 @@ public sealed class WireGuardGoTcpTests(ITestOutputHelper output)
         await using var wg = await WireGuardGo.CreateAsync();
         var key = NodePrivateKey.Generate();
         await wg.StartAsync(ns, $"{KernelIp}/24", "peer", key.PublicKey.ToString(), "allowed-ips", $"{NodeIp}/32");
-        await using var node = await StartNodeAsync(key, wg.ListenPort, wg);
+        await using var node = await WireGuardGoInteropTests.StartNodeAsync(key, wg, wg.ListenPort);
 
         using var kernelListener = ns.CreateSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         kernelListener.Bind(new IPEndPoint(KernelIp, 0));
@@ -89,23 +89,6 @@ public sealed class WireGuardGoTcpTests(ITestOutputHelper output)
         Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
         AssertNoCryptoDrops(node);
         output.WriteLine($"node dials kernel behind wireguard-go, both at once: node to kernel {await upReceived}; kernel to node {await downReceived}");
-    }
-
-    private static async Task<MeshNode> StartNodeAsync(NodePrivateKey key, int? wgPort, WireGuardGo wg)
-    {
-        var options = new MeshNodeOptions { PrivateKey = key, ListenAddress = IPAddress.Loopback };
-        options.Addresses.Add(NodeIp);
-        var peer = new MeshPeerOptions { PublicKey = NodePublicKey.Parse(wg.PublicKey) };
-        peer.AllowedIPs.Add(new IPNetwork(KernelIp, 32));
-        if (wgPort is { } p)
-        {
-            peer.Endpoint = new IPEndPoint(IPAddress.Loopback, p);
-        }
-
-        options.Peers.Add(peer);
-        var node = new MeshNode(options);
-        await node.StartAsync();
-        return node;
     }
 
     private static void AssertNoCryptoDrops(MeshNode node)
