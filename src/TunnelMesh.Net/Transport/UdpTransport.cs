@@ -91,7 +91,7 @@ internal sealed class UdpTransport : IDatagramTransport
         }
 
         _receiveBuffers = new PacketBuffer[_batchSize];
-        _deliveryBuffers = new PacketBuffer[_receiveOffload ? _batchSize * MaxSegments : _batchSize];
+        _deliveryBuffers = new PacketBuffer[_batchSize];
         _segmentSizes = new int[_batchSize];
         for (int i = 0; i < _receiveBuffers.Length; i++)
         {
@@ -473,29 +473,29 @@ internal sealed class UdpTransport : IDatagramTransport
     /// <summary>
     /// Like <see cref="Deliver"/>, but a received message that the kernel coalesced (UDP GRO) is
     /// cut back into its datagrams first: the first stays in its buffer, the others are copied
-    /// into buffers from the pool, in order.
+    /// into buffers from the pool, in order. They go to the receiver in slices of one receive
+    /// batch, so at most one slice of pool buffers is out at a time (the receiver returns them
+    /// before it returns) and what it sends in answer (ACKs) leaves between slices.
     /// </summary>
     private void DeliverSegmented(int count)
     {
         var buffers = _receiveBuffers;
-        var delivery = _deliveryBuffers;
         int n = 0;
-        long bytes = 0;
         for (int i = 0; i < count; i++)
         {
             var buffer = buffers[i];
             buffers[i] = _pool.Rent();
             int size = _segmentSizes[i];
             int total = buffer.Length;
-            bytes += total;
-            delivery[n++] = buffer;
             if (size <= 0 || total <= size)
             {
+                n = AddToSlice(buffer, n);
                 continue;
             }
 
-            buffer.Length = size;
             _coalescedMessages++;
+            buffer.Length = size;
+            n = AddToSlice(buffer, n);
             for (int offset = size; offset < total; offset += size)
             {
                 int length = Math.Min(size, total - offset);
@@ -504,32 +504,49 @@ internal sealed class UdpTransport : IDatagramTransport
                 segment.Length = length;
                 segment.Endpoint = buffer.Endpoint;
                 buffer.Array.AsSpan(ReceiveOffset + offset, length).CopyTo(segment.Array.AsSpan(ReceiveOffset));
-                delivery[n++] = segment;
+                n = AddToSlice(segment, n);
             }
         }
 
+        DeliverSlice(n);
+    }
+
+    private int AddToSlice(PacketBuffer datagram, int n)
+    {
+        if (n == _deliveryBuffers.Length)
+        {
+            DeliverSlice(n);
+            n = 0;
+        }
+
+        _deliveryBuffers[n] = datagram;
+        return n + 1;
+    }
+
+    private void DeliverSlice(int n)
+    {
         if (n == 0)
         {
             return;
         }
 
-        _counters.AddReceived(n, bytes);
-
-        // In slices of one receive batch: what the receiver sends in answer (ACKs) leaves after each
-        // slice, not after thousands of datagrams, so the peer's sending does not stall meanwhile.
-        for (int start = 0; start < n; start += _batchSize)
+        var delivery = _deliveryBuffers;
+        long bytes = 0;
+        for (int i = 0; i < n; i++)
         {
-            int length = Math.Min(_batchSize, n - start);
-            try
-            {
-                _receiver!.OnDatagrams(delivery.AsSpan(start, length));
-            }
+            bytes += delivery[i].Length;
+        }
+
+        _counters.AddReceived(n, bytes);
+        try
+        {
+            _receiver!.OnDatagrams(delivery.AsSpan(0, n));
+        }
 #pragma warning disable CA1031 // a receiver bug must not make the node deaf: count it and keep receiving
-            catch (Exception)
+        catch (Exception)
 #pragma warning restore CA1031
-            {
-                _counters.AddReceiveError();
-            }
+        {
+            _counters.AddReceiveError();
         }
 
         delivery.AsSpan(0, n).Clear();
