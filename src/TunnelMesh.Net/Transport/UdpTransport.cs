@@ -59,10 +59,12 @@ internal sealed class UdpTransport : IDatagramTransport
     private volatile bool _stopping;
     private bool _sendClosed;
     private const int MaxSegments = 64;          // the kernel's UDP_MAX_SEGMENTS on older kernels
+    private const int MaxGroSegments = 128;      // more than the kernel coalesces into one message (UDP_GRO_CNT_MAX 64)
     private const int MaxSegmentedBytes = 65000; // one UDP send carries at most 65,507 bytes
     private readonly bool _receiveOffload; // UDP GRO: the kernel may hand over several datagrams as one
     private readonly int[] _segmentSizes;
     private long _coalescedMessages;
+    private readonly PacketBuffer[] _segmentScratch = new PacketBuffer[MaxGroSegments];
     private bool _segmentation; // UDP GSO: runs of equal datagrams to one endpoint go as one send
     private int _disposed;
 
@@ -493,10 +495,11 @@ internal sealed class UdpTransport : IDatagramTransport
                 continue;
             }
 
+            // Copy the later datagrams out before the first is handed over: once delivered, the
+            // receiver decrypts it in place and returns its buffer to the pool.
             _coalescedMessages++;
-            buffer.Length = size;
-            n = AddToSlice(buffer, n);
-            for (int offset = size; offset < total; offset += size)
+            int copies = 0;
+            for (int offset = size; offset < total && copies < _segmentScratch.Length; offset += size)
             {
                 int length = Math.Min(size, total - offset);
                 var segment = _pool.Rent();
@@ -504,7 +507,15 @@ internal sealed class UdpTransport : IDatagramTransport
                 segment.Length = length;
                 segment.Endpoint = buffer.Endpoint;
                 buffer.Array.AsSpan(ReceiveOffset + offset, length).CopyTo(segment.Array.AsSpan(ReceiveOffset));
-                n = AddToSlice(segment, n);
+                _segmentScratch[copies++] = segment;
+            }
+
+            buffer.Length = size;
+            n = AddToSlice(buffer, n);
+            for (int k = 0; k < copies; k++)
+            {
+                n = AddToSlice(_segmentScratch[k], n);
+                _segmentScratch[k] = null!;
             }
         }
 

@@ -13,7 +13,17 @@ internal sealed class DatagramSink : IDatagramReceiver, IDisposable
     private readonly SemaphoreSlim _arrivals = new(0);
     private long _count;
 
-    public DatagramSink(bool keep = true) => _keep = keep;
+    private readonly bool _scribble;
+
+    /// <param name="keep">Keep a copy of each datagram in <see cref="Received"/>.</param>
+    /// <param name="scribble">Overwrite each buffer's whole array before returning it, as a receiver
+    /// that decrypts in place and reuses buffers would: catches a sender of buffers that still
+    /// reads them after handing them over.</param>
+    public DatagramSink(bool keep = true, bool scribble = false)
+    {
+        _keep = keep;
+        _scribble = scribble;
+    }
 
     public ConcurrentQueue<(byte[] Data, Endpoint Source)> Received { get; } = new();
 
@@ -34,6 +44,11 @@ internal sealed class DatagramSink : IDatagramReceiver, IDisposable
             if (_keep)
             {
                 Received.Enqueue((buffer.Span.ToArray(), buffer.Endpoint));
+            }
+
+            if (_scribble)
+            {
+                buffer.Array.AsSpan().Fill(0xEE);
             }
 
             buffer.Return();

@@ -99,16 +99,17 @@ public class UdpTransportTests
     public async Task Runs_of_equal_datagrams_arrive_in_order_with_segmentation_and_coalescing(bool segment, bool coalesce)
     {
         await using var a = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseSegmentationOffload = segment });
-        await using var b = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseReceiveOffload = coalesce });
-        await using var c = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseReceiveOffload = coalesce });
+        // Small receive batches, so that coalesced messages are delivered across several slices.
+        await using var b = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseReceiveOffload = coalesce, BatchSize = 8 });
+        await using var c = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, UseReceiveOffload = coalesce, BatchSize = 8 });
         if (OperatingSystem.IsLinux())
         {
             Assert.Equal(segment, a.IsSegmenting);
             Assert.Equal(coalesce, b.IsReceiveCoalescing);
         }
 
-        using var atB = new DatagramSink();
-        using var atC = new DatagramSink();
+        using var atB = new DatagramSink(scribble: true);
+        using var atC = new DatagramSink(scribble: true);
         b.Start(atB);
         c.Start(atC);
         var toB = EndpointOf(IPAddress.Loopback, b.LocalPort);
