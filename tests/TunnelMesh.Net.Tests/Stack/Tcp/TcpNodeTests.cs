@@ -56,6 +56,29 @@ public sealed class TcpNodeTests
     }
 
     [Fact]
+    public async Task The_receive_buffer_grows_with_the_transfer_up_to_its_limit()
+    {
+        const int limit = 512 << 10;
+        await using var pair = await NodePair.StartAsync();
+        var listenerOptions = new MeshTcpListenerOptions { Connection = new MeshTcpOptions { MaxReceiveBufferSize = limit } };
+        await using var listener = await pair.B.ListenAsync(9100, listenerOptions);
+        var acceptTask = listener.AcceptAsync().AsTask();
+        await using var client = await pair.A.DialAsync(NodePair.IpB, 9100).Within(Limit, "dial");
+        await using var server = await acceptTask.Within(Limit, "accept");
+        int initial = server.Connection.ReceiveBufferCapacity;
+
+        var data = RandomNumberGenerator.GetBytes(16 << 20);
+        var send = Task.Run(async () => { await client.WriteAsync(data); await client.ShutdownSendAsync(); });
+        var received = await ReadToEndAsync(server).Within(TimeSpan.FromSeconds(60), "16 MiB");
+        await send;
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(received));
+
+        Assert.True(initial < limit, $"starts below the limit ({initial} B)");
+        Assert.True(server.Connection.Counters.ReceiveBufferGrowths > 0, "the buffer grew while data streamed in");
+        Assert.InRange(server.Connection.ReceiveBufferCapacity, initial + 1, limit);
+    }
+
+    [Fact]
     public async Task Refused_and_unreachable_are_distinct_socket_errors()
     {
         await using var pair = await NodePair.StartAsync();
