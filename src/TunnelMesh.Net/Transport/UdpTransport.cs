@@ -442,34 +442,15 @@ internal sealed class UdpTransport : IDatagramTransport
     /// </summary>
     private void Deliver(int count)
     {
-        if (count == 0)
-        {
-            return;
-        }
-
         var buffers = _receiveBuffers;
         var delivery = _deliveryBuffers;
-        long bytes = 0;
         for (int i = 0; i < count; i++)
         {
             delivery[i] = buffers[i];
-            bytes += buffers[i].Length;
             buffers[i] = _pool.Rent();
         }
 
-        _counters.AddReceived(count, bytes);
-        try
-        {
-            _receiver!.OnDatagrams(delivery.AsSpan(0, count));
-        }
-#pragma warning disable CA1031 // a receiver bug must not make the node deaf: count it and keep receiving
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-            _counters.AddReceiveError();
-        }
-
-        delivery.AsSpan(0, count).Clear();
+        DeliverSlice(count);
     }
 
     /// <summary>
@@ -534,6 +515,7 @@ internal sealed class UdpTransport : IDatagramTransport
         return n + 1;
     }
 
+    /// <summary>Hands the first <paramref name="n"/> delivery buffers to the receiver, which owns them from then on, even if it throws.</summary>
     private void DeliverSlice(int n)
     {
         if (n == 0)
