@@ -12,8 +12,8 @@ namespace TunnelMesh.Net.Transport;
 /// the caller sends at once, so timers and other paths keep their behaviour.
 /// </para>
 /// <para>
-/// The batch copies each datagram into a pooled buffer (the caller keeps its own), so ownership
-/// rules stay as they were. A full batch flushes early. Datagrams keep their order within a
+/// The batch takes ownership of each datagram it accepts and returns it to its pool once sent,
+/// so the data path neither copies nor rents for it. A full batch flushes early. Datagrams keep their order within a
 /// thread; two threads sending for the same peer may interleave batches, which WireGuard's replay
 /// window and TCP both tolerate.
 /// </para>
@@ -86,10 +86,11 @@ internal sealed class TransmitBatch
     }
 
     /// <summary>
-    /// Copies <paramref name="datagram"/> (with its endpoint) into the current scope's batch for
-    /// <paramref name="transport"/>; false when no scope is open on this thread (send it now).
+    /// Takes <paramref name="datagram"/> (with its endpoint) into the current scope's batch for
+    /// <paramref name="transport"/>: the batch owns it from then on. False, datagram untouched,
+    /// when no scope is open on this thread (send it now).
     /// </summary>
-    public static bool TryAdd(IDatagramTransport transport, PacketBufferPool pool, PacketBuffer datagram)
+    public static bool TryAdd(IDatagramTransport transport, PacketBuffer datagram)
     {
         var batch = t_current;
         if (batch is null || batch._depth == 0)
@@ -97,12 +98,7 @@ internal sealed class TransmitBatch
             return false;
         }
 
-        var copy = pool.Rent();
-        copy.Offset = datagram.Offset;
-        copy.Length = datagram.Length;
-        copy.Endpoint = datagram.Endpoint;
-        datagram.Span.CopyTo(copy.Span);
-        batch._packets[batch._count] = copy;
+        batch._packets[batch._count] = datagram;
         batch._transports[batch._count] = transport;
         if (++batch._count == Capacity)
         {

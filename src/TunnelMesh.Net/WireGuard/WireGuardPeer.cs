@@ -146,7 +146,6 @@ internal sealed class WireGuardPeer
     internal void SendPacket(PacketBuffer packet)
     {
         bool wantHandshake = false;
-        bool sent = false;
         lock (SendLock)
         {
             if (_disposed)
@@ -157,20 +156,11 @@ internal sealed class WireGuardPeer
             }
 
             // Keep order: while packets are staged, new ones queue behind them.
-            if (_staged.Count == 0 && TrySealAndSend(packet, out wantHandshake))
-            {
-                sent = true;
-            }
-            else
+            if (_staged.Count != 0 || !TrySealAndSend(packet, out wantHandshake))
             {
                 Stage(packet);
                 wantHandshake = true;
             }
-        }
-
-        if (sent)
-        {
-            packet.Return();
         }
 
         if (wantHandshake)
@@ -184,18 +174,25 @@ internal sealed class WireGuardPeer
     {
         bool wantHandshake = false;
         bool stagedEmpty;
+        bool sent = false;
         var packet = _device.Pool.Rent();
         lock (SendLock)
         {
             stagedEmpty = _staged.Count == 0;
-            if (stagedEmpty && !_disposed && !TrySealAndSend(packet, out wantHandshake))
+            if (stagedEmpty && !_disposed)
             {
+                sent = TrySealAndSend(packet, out wantHandshake);
+
                 // No session: a keepalive is not worth staging, but it asks for one (as wireguard-go does).
-                wantHandshake = true;
+                wantHandshake |= !sent;
             }
         }
 
-        packet.Return();
+        if (!sent)
+        {
+            packet.Return();
+        }
+
         if (!stagedEmpty)
         {
             FlushStaged();
@@ -225,7 +222,7 @@ internal sealed class WireGuardPeer
 
                 wantHandshake |= rekey;
                 sentAny = true;
-                _staged.Dequeue().Return();
+                _staged.Dequeue(); // sent: TrySealAndSend took it
             }
         }
 
@@ -240,7 +237,8 @@ internal sealed class WireGuardPeer
         }
     }
 
-    // Under SendLock. Seals in place and sends; false (packet untouched) when no usable keypair.
+    // Under SendLock. Seals in place and sends, taking the packet (returned to the pool once sent,
+    // here or at the end of the thread's TransmitBatch); false, packet untouched, when no usable keypair.
     private bool TrySealAndSend(PacketBuffer packet, out bool wantRekey)
     {
         wantRekey = false;
@@ -273,9 +271,10 @@ internal sealed class WireGuardPeer
 
         packet.Endpoint = endpoint;
         Interlocked.Add(ref _txBytes, packet.Length);
-        if (!TransmitBatch.TryAdd(_device.Transport, _device.Pool, packet))
+        if (!TransmitBatch.TryAdd(_device.Transport, packet))
         {
             _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
+            packet.Return();
         }
 
         wantRekey = keypair.IsInitiator && (age >= ProtocolConstants.RekeyAfterTime || keypair.SendCounter >= ProtocolConstants.RekeyAfterMessages);
