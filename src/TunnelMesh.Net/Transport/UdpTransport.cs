@@ -62,7 +62,7 @@ internal sealed class UdpTransport : IDatagramTransport
     private const int MaxGroSegments = 128;      // more than the kernel coalesces into one message (UDP_GRO_CNT_MAX 64)
     private const int MaxSegmentedBytes = 65000; // one UDP send carries at most 65,507 bytes
     private readonly bool _receiveOffload; // UDP GRO: the kernel may hand over several datagrams as one
-    private readonly int[] _segmentSizes;
+    private readonly int[] _segmentSizes; // per received message: its GRO segment size, 0 for one datagram
     private long _coalescedMessages;
     private readonly PacketBuffer[] _segmentScratch = new PacketBuffer[MaxGroSegments];
     private bool _segmentation; // UDP GSO: runs of equal datagrams to one endpoint go as one send
@@ -361,14 +361,7 @@ internal sealed class UdpTransport : IDatagramTransport
                     good++;
                 }
 
-                if (_receiveOffload)
-                {
-                    DeliverSegmented(good);
-                }
-                else
-                {
-                    Deliver(good);
-                }
+                Deliver(good);
             }
         }
         finally
@@ -437,30 +430,15 @@ internal sealed class UdpTransport : IDatagramTransport
     }
 
     /// <summary>
-    /// Replaces the first <paramref name="count"/> receive buffers with fresh ones from the pool, then
-    /// hands the filled ones to the receiver (which owns them from then on, even if it throws).
+    /// Replaces the first <paramref name="count"/> receive buffers with fresh ones from the pool and
+    /// hands the filled ones to the receiver, which owns them from then on, even if it throws. A
+    /// message the kernel coalesced (UDP GRO: a segment size in <c>_segmentSizes</c>) is cut back
+    /// into its datagrams first: the first stays in its buffer, the others are copied into
+    /// buffers from the pool, in order. They go to the receiver in slices of one receive batch, so
+    /// at most one slice of pool buffers is out at a time (the receiver returns them before it
+    /// returns) and what it sends in answer (ACKs) leaves between slices.
     /// </summary>
     private void Deliver(int count)
-    {
-        var buffers = _receiveBuffers;
-        var delivery = _deliveryBuffers;
-        for (int i = 0; i < count; i++)
-        {
-            delivery[i] = buffers[i];
-            buffers[i] = _pool.Rent();
-        }
-
-        DeliverSlice(count);
-    }
-
-    /// <summary>
-    /// Like <see cref="Deliver"/>, but a received message that the kernel coalesced (UDP GRO) is
-    /// cut back into its datagrams first: the first stays in its buffer, the others are copied
-    /// into buffers from the pool, in order. They go to the receiver in slices of one receive
-    /// batch, so at most one slice of pool buffers is out at a time (the receiver returns them
-    /// before it returns) and what it sends in answer (ACKs) leaves between slices.
-    /// </summary>
-    private void DeliverSegmented(int count)
     {
         var buffers = _receiveBuffers;
         int n = 0;

@@ -908,9 +908,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         int newestDelivered = -1;
         for (int i = 0; i < _retransmitCount; i++)
         {
-            var r = _retransmits[i];
-            var end = r.Start + r.Length;
-            if (end <= _sndUna || (_scoreboard.IsSacked(SeqNumber.Max(r.Start, _sndUna)) && _scoreboard.IsSacked(end - 1)))
+            if (IsDelivered(_retransmits[i]))
             {
                 newestDelivered = i;
             }
@@ -923,12 +921,13 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         for (int i = 0; i < count; i++)
         {
             var r = _retransmits[i];
+            if (IsDelivered(r))
+            {
+                continue; // forget it
+            }
+
             var end = r.Start + r.Length;
             var start = SeqNumber.Max(r.Start, _sndUna);
-            if (end <= _sndUna || (_scoreboard.IsSacked(start) && _scoreboard.IsSacked(end - 1)))
-            {
-                continue; // delivered: forget it
-            }
 
             if (newestDelivered - i >= TcpConstants.DupThresh || highestSacked - r.SentBefore >= TcpConstants.DupThresh * _smss)
             {
@@ -948,6 +947,13 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         }
 
         _retransmitCount = kept;
+    }
+
+    /// <summary>Whether a retransmission's range is all ACKed or SACKed.</summary>
+    private bool IsDelivered(Retransmission r)
+    {
+        var end = r.Start + r.Length;
+        return end <= _sndUna || (_scoreboard.IsSacked(SeqNumber.Max(r.Start, _sndUna)) && _scoreboard.IsSacked(end - 1));
     }
 
     /// <summary>
@@ -1143,14 +1149,10 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             {
                 // Inside a received batch, one ACK at its end covers it all (what GRO gives Linux):
                 // half the packets each way at full speed, with a cap on how much one ACK covers.
-                if (_segmentsSinceAck < TcpConstants.MaxAckStretchSegments && (_ackDeferred || (_ackDeferred = TransmitBatch.TryDefer(this))))
-                {
-                    // sent by OnBatchEnd unless a data segment carries the ACK first
-                }
-                else
-                {
-                    _ackNow = true;
-                }
+                // OnBatchEnd sends it unless a data segment carries it first.
+                bool deferred = _segmentsSinceAck < TcpConstants.MaxAckStretchSegments
+                    && (_ackDeferred || (_ackDeferred = TransmitBatch.TryDefer(this)));
+                _ackNow |= !deferred;
             }
 
             if (_tsOk && options.HasTimestamps && options.TimestampEcho != 0)
@@ -2148,7 +2150,6 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             {
                 TransmitBatch.End();
             }
-
 
             await WaitAsync(_writeSignal, isRead: false, cancellationToken).ConfigureAwait(false);
         }
