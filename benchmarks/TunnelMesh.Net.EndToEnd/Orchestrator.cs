@@ -91,6 +91,14 @@ internal static class Orchestrator
                 Console.WriteLine(
                     $"  {name,-6} steady window {side.SteadyBytes / (double)(1 << 20):F0} MiB: allocated {st.AllocatedBytes / 1024.0:F0} KiB, {Per(st.AllocatedBytes, packets):F2} B/packet ({packets} packets: {PacketNote()}), " +
                     (mesh ? $"{Per(st.AllocatedBytes, dataSegments):F2} B/data segment (~{dataSegments} x {dataPayload} B), " : "") + $"GCs gen0/1/2 {st.Gen0}/{st.Gen1}/{st.Gen2}");
+                long outsidePool = st.AllocatedBytes - (st.PoolBuffers * PoolBufferBytes);
+                if (mesh)
+                {
+                    Console.WriteLine(
+                        $"  {name,-6} steady window: packet pool grew by {st.PoolBuffers} buffers ({st.PoolBuffers * PoolBufferBytes / 1024.0:F0} KiB; {w.PoolBuffers} in the whole run); " +
+                        $"allocated outside the pool {outsidePool / 1024.0:F0} KiB = {Per(outsidePool, packets):F3} B/packet");
+                }
+
                 sides[name] = new Dictionary<string, object?>
                 {
                     ["cpu_s"] = Round(w.CpuSeconds, 3),
@@ -106,6 +114,10 @@ internal static class Orchestrator
                     ["steady_packets"] = packets,
                     ["alloc_bytes_per_packet"] = Round(Per(st.AllocatedBytes, packets), 3),
                     ["alloc_bytes_per_data_segment"] = mesh ? Round(Per(st.AllocatedBytes, dataSegments), 3) : null,
+                    ["steady_pool_buffers_allocated"] = mesh ? st.PoolBuffers : null,
+                    ["whole_pool_buffers_allocated"] = mesh ? w.PoolBuffers : null,
+                    ["steady_alloc_bytes_outside_pool"] = mesh ? outsidePool : null,
+                    ["alloc_bytes_per_packet_outside_pool"] = mesh ? Round(Per(outsidePool, packets), 3) : null,
                     ["steady_gc_gen0"] = st.Gen0,
                     ["steady_gc_gen1"] = st.Gen1,
                     ["steady_gc_gen2"] = st.Gen2,
@@ -182,6 +194,13 @@ internal static class Orchestrator
         Console.WriteLine();
         Console.WriteLine(JsonSerializer.Serialize(summary, Json.Options));
     }
+
+    /// <summary>
+    /// What one packet buffer costs the GC counter: a pinned 65,632-byte array (64 KiB datagram +
+    /// 64 B head room + 32 B tail room, PacketBuffer.Capacity), its 24-byte array header and the
+    /// 48-byte PacketBuffer object.
+    /// </summary>
+    private const long PoolBufferBytes = 65632 + 24 + 48;
 
     private static double Per(long amount, long count) => count <= 0 ? double.NaN : amount / (double)count;
 

@@ -24,7 +24,8 @@ internal readonly record struct ProcessSample(
     long TcpInSegs,
     long TcpOutSegs,
     long UdpBufferErrors,
-    long TcpRetransSegs)
+    long TcpRetransSegs,
+    long PoolBuffers)
 {
     public static ProcessSample Take()
     {
@@ -34,7 +35,7 @@ internal readonly record struct ProcessSample(
         return new ProcessSample(
             Stopwatch.GetTimestamp(), user, system, nvcsw, nivcsw, allocated,
             GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
-            udpIn, udpOut, tcpIn, tcpOut, udpBufferErrors, tcpRetrans);
+            udpIn, udpOut, tcpIn, tcpOut, udpBufferErrors, tcpRetrans, PoolCounter.Read());
     }
 
     public static WindowCost Between(ProcessSample a, ProcessSample b) => new(
@@ -52,10 +53,12 @@ internal readonly record struct ProcessSample(
         TcpInSegs: b.TcpInSegs - a.TcpInSegs,
         TcpOutSegs: b.TcpOutSegs - a.TcpOutSegs,
         UdpBufferErrors: b.UdpBufferErrors - a.UdpBufferErrors,
-        TcpRetransSegs: b.TcpRetransSegs - a.TcpRetransSegs);
+        TcpRetransSegs: b.TcpRetransSegs - a.TcpRetransSegs,
+        PoolBuffers: b.PoolBuffers - a.PoolBuffers);
 }
 
 /// <summary>The cost of one window between two <see cref="ProcessSample"/>s.</summary>
+/// <remarks><see cref="PoolBuffers"/> is how many packet buffers the nodes' pools allocated in the window.</remarks>
 internal sealed record WindowCost(
     double Seconds,
     double UserSeconds,
@@ -71,7 +74,8 @@ internal sealed record WindowCost(
     long TcpInSegs,
     long TcpOutSegs,
     long UdpBufferErrors,
-    long TcpRetransSegs)
+    long TcpRetransSegs,
+    long PoolBuffers)
 {
     public double CpuSeconds => UserSeconds + SystemSeconds;
 }

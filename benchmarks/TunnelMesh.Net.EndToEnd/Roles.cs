@@ -55,6 +55,7 @@ internal static class ServerRole
             Console.Error.WriteLine($"rr: echoed {rr.RoundTrips} messages");
         }
 
+        PoolCounter.Print("server");
         return new ChildReport("server", o.Transport.ToString().ToLowerInvariant(), stream, rr, (end as MeshServerEnd)?.Drops());
     }
 
@@ -82,10 +83,12 @@ internal static class ServerRole
             if (steady is null && received >= warmup)
             {
                 steady = ProcessSample.Take();
+                AllocationTrace.Arm();
             }
         }
 
         var end = ProcessSample.Take();
+        AllocationTrace.Report("server");
         BinaryPrimitives.WriteInt64BigEndian(buffer, received);
         await c.Stream.WriteAsync(buffer.AsMemory(0, 8), ct);
         await c.ShutdownSendAsync();
@@ -160,6 +163,7 @@ internal static class ClientRole
             Console.Error.WriteLine($"rr: {rr.RoundTrips} round trips, p50 {rr.Latency!.P50Us:F1} us");
         }
 
+        PoolCounter.Print("client");
         return new ChildReport("client", o.Transport.ToString().ToLowerInvariant(), stream, rr, (end as MeshClientEnd)?.Drops());
     }
 
@@ -178,6 +182,7 @@ internal static class ClientRole
             if (steady is null && sent >= warmup)
             {
                 steady = ProcessSample.Take();
+                AllocationTrace.Arm();
             }
         }
 
@@ -187,6 +192,7 @@ internal static class ClientRole
         // includes delivery of the last byte, not just the copy into our send buffer.
         int got = await c.Stream.ReadAtLeastAsync(buffer.AsMemory(0, 8), 8, throwOnEndOfStream: false, ct);
         var end = ProcessSample.Take();
+        AllocationTrace.Report("client");
         if (got < 8)
         {
             throw new IOException($"stream: the server closed without confirming the byte count ({got} of 8 bytes)");

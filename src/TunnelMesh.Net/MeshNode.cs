@@ -292,6 +292,8 @@ public sealed class MeshNode : IAsyncDisposable
         meter.CreateObservableCounter("tunnelmesh.peer.received", () => ObservePeers(static p => p.RxBytes, node), "By", "Bytes of authenticated transport messages received");
         meter.CreateObservableCounter("tunnelmesh.peer.sent", () => ObservePeers(static p => p.TxBytes, node), "By", "Bytes of transport messages sent");
         meter.CreateObservableCounter("tunnelmesh.peer.handshakes", () => ObservePeers(static p => p.Handshakes, node), "{handshake}", "Completed handshakes");
+        meter.CreateObservableCounter("tunnelmesh.buffers.allocated", () => new Measurement<long>(_pool.Created, node), "{buffer}", "Packet buffers the node's pool has allocated (64 KiB each); flat once the pool holds its working set");
+        meter.CreateObservableUpDownCounter("tunnelmesh.buffers.pooled", () => new Measurement<long>(_pool.Retained, node), "{buffer}", "Free packet buffers the node's pool holds now");
         return meter;
     }
 

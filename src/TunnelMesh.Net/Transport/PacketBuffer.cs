@@ -92,12 +92,23 @@ internal sealed class PacketBufferPool
     private readonly ConcurrentQueue<PacketBuffer> _free = new();
     private readonly int _maxRetained;
     private int _retained;
+    private long _created;
+    private long _discarded;
 
     /// <summary>Creates a pool that keeps at most <paramref name="maxRetained"/> free buffers.</summary>
     public PacketBufferPool(int maxRetained = 4096) => _maxRetained = maxRetained;
 
     /// <summary>A process-wide pool for callers that have no pool of their own.</summary>
     public static PacketBufferPool Shared { get; } = new();
+
+    /// <summary>Buffers this pool has allocated so far (each <see cref="PacketBuffer.Capacity"/> bytes, pinned).</summary>
+    public long Created => Volatile.Read(ref _created);
+
+    /// <summary>Buffers handed back while the pool already held its maximum, left to the GC.</summary>
+    public long Discarded => Volatile.Read(ref _discarded);
+
+    /// <summary>Free buffers held now.</summary>
+    public int Retained => Volatile.Read(ref _retained);
 
     /// <summary>Rents a buffer reset to empty with the default head room.</summary>
     public PacketBuffer Rent()
@@ -109,6 +120,7 @@ internal sealed class PacketBufferPool
         else
         {
             buffer = new PacketBuffer(this);
+            Interlocked.Increment(ref _created);
         }
 
         buffer.Reset();
@@ -124,6 +136,7 @@ internal sealed class PacketBufferPool
         else
         {
             Interlocked.Decrement(ref _retained);
+            Interlocked.Increment(ref _discarded);
         }
     }
 }

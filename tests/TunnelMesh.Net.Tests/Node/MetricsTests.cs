@@ -38,5 +38,9 @@ public sealed class MetricsTests
         Assert.Equal(1, seen["tunnelmesh.peer.handshakes"]);
         Assert.True(seen["tunnelmesh.peer.received"] > 0);
         Assert.True(seen["tunnelmesh.peer.sent"] > 0);
+
+        // The packet pool: posted receives alone take buffers, and every buffer not in use is pooled.
+        Assert.True(seen["tunnelmesh.buffers.allocated"] > 0);
+        Assert.InRange(seen["tunnelmesh.buffers.pooled"], 0, seen["tunnelmesh.buffers.allocated"] - 1);
     }
 }

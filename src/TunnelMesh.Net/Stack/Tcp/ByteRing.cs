@@ -10,7 +10,7 @@ namespace TunnelMesh.Net.Stack.Tcp;
 /// </summary>
 /// <remarks>
 /// <para>Idle connections must cost little: no array is held until the first write, and
-/// <see cref="Trim"/> returns the array to <see cref="ArrayPool{T}.Shared"/> once the ring is empty
+/// <see cref="Trim"/> returns the array to its pool (the TCP stack's, or <see cref="ArrayPool{T}.Shared"/>) once the ring is empty
 /// (nothing committed and nothing written beyond). The next write rents again.</para>
 /// <para><see cref="Capacity"/> is the logical size (what a receive window is advertised from). It
 /// starts at the initial capacity and only grows, through <see cref="Grow"/>, up to
@@ -27,6 +27,7 @@ internal sealed class ByteRing
     /// <summary>The largest capacity a ring supports (2^30; index arithmetic then stays below 2^31).</summary>
     public const int MaxSupportedCapacity = 1 << 30;
 
+    private readonly ArrayPool<byte> _pool;
     private byte[]? _array;
     private int _head;
     private int _count;
@@ -35,9 +36,11 @@ internal sealed class ByteRing
     /// <summary>Creates an empty ring holding no array.</summary>
     /// <param name="initialCapacity">The capacity before any growth (at least 1).</param>
     /// <param name="maxCapacity">The largest capacity <see cref="Grow"/> reaches (at least <paramref name="initialCapacity"/>, at most 2^30).</param>
+    /// <param name="pool">Where arrays are rented from and returned to (default <see cref="ArrayPool{T}.Shared"/>).</param>
     /// <exception cref="ArgumentOutOfRangeException">A capacity is out of range.</exception>
-    public ByteRing(int initialCapacity, int maxCapacity)
+    public ByteRing(int initialCapacity, int maxCapacity, ArrayPool<byte>? pool = null)
     {
+        _pool = pool ?? ArrayPool<byte>.Shared;
         ArgumentOutOfRangeException.ThrowIfLessThan(initialCapacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxCapacity, initialCapacity);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxCapacity, MaxSupportedCapacity);
@@ -94,7 +97,7 @@ internal sealed class ByteRing
         }
 
         int length = Math.Min(data.Length, room - offset);
-        var array = _array ??= ArrayPool<byte>.Shared.Rent(Capacity);
+        var array = _array ??= _pool.Rent(Capacity);
         int start = Wrap(_head + _count + offset);
         int first = Math.Min(length, Capacity - start);
         data[..first].CopyTo(array.AsSpan(start));
@@ -201,11 +204,11 @@ internal sealed class ByteRing
             return true;
         }
 
-        var array = ArrayPool<byte>.Shared.Rent(newCapacity);
+        var array = _pool.Rent(newCapacity);
         int first = Math.Min(used, Capacity - _head);
         old.AsSpan(_head, first).CopyTo(array);
         old.AsSpan(0, used - first).CopyTo(array.AsSpan(first));
-        ArrayPool<byte>.Shared.Return(old);
+        _pool.Return(old);
         _array = array;
         _head = 0;
         Capacity = newCapacity;
@@ -223,7 +226,7 @@ internal sealed class ByteRing
             return;
         }
 
-        ArrayPool<byte>.Shared.Return(_array);
+        _pool.Return(_array);
         _array = null;
         _head = 0;
     }

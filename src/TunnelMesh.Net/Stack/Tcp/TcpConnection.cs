@@ -147,9 +147,9 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         _cc = options.CongestionControl == TcpCongestionControl.NewReno
             ? new NewRenoController(TcpConstants.DefaultMss)
             : new CubicController(TcpConstants.DefaultMss);
-        _sendBuffer = new ByteRing(TcpConstants.InitialSendBuffer, RoundUpToPowerOfTwo(options.MaxSendBufferSize));
+        _sendBuffer = new ByteRing(TcpConstants.InitialSendBuffer, RoundUpToPowerOfTwo(options.MaxSendBufferSize), stack.BufferArrays);
         _rcvWndShift = WindowShiftFor(options.MaxReceiveBufferSize);
-        _recvBuffer = new ByteRing(TcpConstants.InitialReceiveBuffer, RoundUpToPowerOfTwo(options.MaxReceiveBufferSize));
+        _recvBuffer = new ByteRing(TcpConstants.InitialReceiveBuffer, RoundUpToPowerOfTwo(options.MaxReceiveBufferSize), stack.BufferArrays);
         _tsOffset = (uint)Random.Shared.Next();
         _iss = stack.NewInitialSequenceNumber(tuple);
         _sndUna = _iss;
@@ -385,7 +385,7 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
             // No scaling either way: our window field then is the whole window, so the buffer stops at 64 KiB.
             _sndWndShift = 0;
             _rcvWndShift = 0;
-            _recvBuffer = new ByteRing(TcpConstants.InitialReceiveBuffer, Math.Min(_recvBuffer.MaxCapacity, 65536));
+            _recvBuffer = new ByteRing(TcpConstants.InitialReceiveBuffer, Math.Min(_recvBuffer.MaxCapacity, 65536), _stack.BufferArrays);
         }
 
         _sndWnd = window; // the window in a SYN is never scaled

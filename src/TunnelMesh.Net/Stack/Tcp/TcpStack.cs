@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
@@ -41,6 +42,19 @@ internal sealed class TcpStack
     public TimeProvider Time => _ip.Time;
 
     public PacketBufferPool Pool => _ip.Pool;
+
+    /// <summary>
+    /// The arrays behind connections' send and receive buffers. A ring returns its array when it
+    /// empties (so idle connections hold none) and rents again on the next write, often on another
+    /// thread. <see cref="ArrayPool{T}.Shared"/> keeps returned arrays per thread first, so a
+    /// rent on the other thread missed and allocated a fresh multi-megabyte array now and then in
+    /// the middle of a transfer; this pool has no thread affinity. It keeps at most
+    /// <see cref="BufferArraysPerSize"/> arrays of each power-of-two size.
+    /// </summary>
+    public ArrayPool<byte> BufferArrays { get; } = ArrayPool<byte>.Create(ByteRing.MaxSupportedCapacity, BufferArraysPerSize);
+
+    /// <summary>How many free arrays of one size <see cref="BufferArrays"/> keeps.</summary>
+    public const int BufferArraysPerSize = 16;
 
     public DropCounters Drops => _ip.Drops;
 

@@ -252,6 +252,50 @@ public class ByteRingTests
     }
 
     [Fact]
+    public async Task Rents_from_and_returns_to_the_pool_it_was_given()
+    {
+        var pool = new CountingPool();
+        var ring = new ByteRing(1 << 20, 1 << 20, pool);
+        Assert.Equal(3, ring.Write([1, 2, 3]));
+        Assert.Equal((1, 0), (pool.Rents, pool.Returns));
+        ring.Discard(3);
+        ring.Trim();
+        Assert.Equal((1, 1), (pool.Rents, pool.Returns));
+
+        // Why the TCP stack gives rings a pool of its own: a ring empties on the reading thread and
+        // fills again on the receiving one. The stack's pool hands an array returned on one thread
+        // to a rent on another; ArrayPool.Shared keeps it in the returning thread's slot first.
+        var stackPool = System.Buffers.ArrayPool<byte>.Create(ByteRing.MaxSupportedCapacity, 16);
+        byte[] array = await OnNewThread(() => stackPool.Rent(4 << 20));
+        await OnNewThread(() => { stackPool.Return(array); return 0; });
+        Assert.Same(array, await OnNewThread(() => stackPool.Rent(4 << 20)));
+
+        static Task<T> OnNewThread<T>(Func<T> f) =>
+            Task.Factory.StartNew(f, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private sealed class CountingPool : System.Buffers.ArrayPool<byte>
+    {
+        private readonly System.Buffers.ArrayPool<byte> _inner = Create();
+
+        public int Rents { get; private set; }
+
+        public int Returns { get; private set; }
+
+        public override byte[] Rent(int minimumLength)
+        {
+            Rents++;
+            return _inner.Rent(minimumLength);
+        }
+
+        public override void Return(byte[] array, bool clearArray = false)
+        {
+            Returns++;
+            _inner.Return(array, clearArray);
+        }
+    }
+
+    [Fact]
     public void Trim_keeps_the_array_while_out_of_order_bytes_are_pending()
     {
         var ring = new ByteRing(16, 16);
