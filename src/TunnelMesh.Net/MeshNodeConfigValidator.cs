@@ -95,7 +95,7 @@ internal static class MeshNodeConfigValidator
                 IPAddress[] addresses;
                 try
                 {
-                    addresses = await Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false);
+                    addresses = await System.Net.Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false);
                 }
                 catch (SocketException ex)
                 {

@@ -155,6 +155,7 @@ public sealed record NodeRecord(
 /// <param name="Now">The time of the join.</param>
 /// <param name="Prefix4">The IPv4 mesh prefix to allocate from.</param>
 /// <param name="Prefix6">The IPv6 mesh prefix (the node's IPv4 address goes in its last 32 bits).</param>
+/// <param name="Ephemeral">The node asked to be ephemeral (an ephemeral auth key makes it so anyway).</param>
 public sealed record JoinCommand(
     long? AuthKeyId,
     string PublicKey,
@@ -163,7 +164,8 @@ public sealed record JoinCommand(
     byte[] TokenHash,
     DateTimeOffset Now,
     IPNetwork Prefix4,
-    IPNetwork Prefix6);
+    IPNetwork Prefix6,
+    bool Ephemeral = false);
 
 /// <summary>The outcome of a join.</summary>
 public enum JoinStatus

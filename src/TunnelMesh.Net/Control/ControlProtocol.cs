@@ -13,12 +13,14 @@ namespace TunnelMesh.Net.Control;
 /// <param name="Hostname">The name the node asks for (DNS label rules; clashes get a suffix, see docs).</param>
 /// <param name="Endpoints">Where the node can be reached over UDP, as it knows them (may be empty).</param>
 /// <param name="NodeToken">A token from an earlier join: re-joins the same node key without an auth key.</param>
+/// <param name="Ephemeral">The node asks to be ephemeral (removed after the ephemeral timeout offline); an ephemeral auth key makes it so regardless.</param>
 public sealed record JoinRequest(
     string? AuthKey,
     string NodeKey,
     string Hostname,
     IReadOnlyList<string>? Endpoints = null,
-    string? NodeToken = null);
+    string? NodeToken = null,
+    bool Ephemeral = false);
 
 /// <summary>The answer to a join.</summary>
 /// <param name="Self">The node as the coordinator records it: its addresses and name.</param>
