@@ -19,7 +19,7 @@ public static class MeshCoordinatorEndpointRouteBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(prefix);
-        if (endpoints.ServiceProvider.GetService<CoordinatorApi>() is null)
+        if (endpoints.ServiceProvider.GetService<IServiceProviderIsService>()?.IsService(typeof(CoordinatorApi)) != true)
         {
             throw new InvalidOperationException("MapMeshCoordinator needs services.AddMeshCoordinator(...) first.");
         }

@@ -43,7 +43,7 @@ public sealed class MeshCoordinatorOptions
     public TimeSpan DefaultAuthKeyLifetime { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>How long an ephemeral node may be offline before it is removed.</summary>
-    /// <remarks>Default 10 minutes. The sweep runs every quarter of it (at most once a minute, at least once a second).</remarks>
+    /// <remarks>Default 10 minutes. The sweep runs every quarter of it, but at least once a minute and at most once a second.</remarks>
     public TimeSpan EphemeralTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Joins allowed per client IP address per minute; more are answered 429.</summary>

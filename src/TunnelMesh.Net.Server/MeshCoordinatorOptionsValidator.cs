@@ -16,7 +16,7 @@ internal sealed class MeshCoordinatorOptionsValidator : IValidateOptions<MeshCoo
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
 
-        if (!IPNetwork.TryParse(options.Prefix4 ?? "", out IPNetwork p4) || p4.BaseAddress.AddressFamily != AddressFamily.InterNetwork)
+        if (!TryParsePrefix(options.Prefix4, out IPNetwork p4) || p4.BaseAddress.AddressFamily != AddressFamily.InterNetwork)
         {
             failures.Add($"{P}{nameof(options.Prefix4)}: '{options.Prefix4}' is not an IPv4 prefix such as 100.64.0.0/10 (host bits must be zero).");
         }
@@ -25,7 +25,7 @@ internal sealed class MeshCoordinatorOptionsValidator : IValidateOptions<MeshCoo
             failures.Add($"{P}{nameof(options.Prefix4)}: /{p4.PrefixLength} leaves no address for nodes (at most /30).");
         }
 
-        if (!IPNetwork.TryParse(options.Prefix6 ?? "", out IPNetwork p6) || p6.BaseAddress.AddressFamily != AddressFamily.InterNetworkV6)
+        if (!TryParsePrefix(options.Prefix6, out IPNetwork p6) || p6.BaseAddress.AddressFamily != AddressFamily.InterNetworkV6)
         {
             failures.Add($"{P}{nameof(options.Prefix6)}: '{options.Prefix6}' is not an IPv6 prefix such as fd74:6d65:7368::/48 (host bits must be zero).");
         }
@@ -90,6 +90,17 @@ internal sealed class MeshCoordinatorOptionsValidator : IValidateOptions<MeshCoo
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Parses a prefix whose address has no host bits set (IPNetwork.TryParse alone may accept and mask them).</summary>
+    internal static bool TryParsePrefix(string? text, out IPNetwork prefix)
+    {
+        prefix = default;
+        int slash = text?.IndexOf('/', StringComparison.Ordinal) ?? -1;
+        return slash > 0
+            && IPNetwork.TryParse(text, out prefix)
+            && IPAddress.TryParse(text.AsSpan(0, slash), out IPAddress? address)
+            && address.Equals(prefix.BaseAddress);
     }
 
     private static void CheckPositive(List<string> failures, string option, TimeSpan value)

@@ -7,7 +7,7 @@ namespace TunnelMesh.Net.Server.Api;
 /// <summary>
 /// Removes ephemeral nodes that have been offline longer than
 /// <see cref="MeshCoordinatorOptions.EphemeralTimeout"/>. Sweeps every quarter of the timeout
-/// (between one second and one minute), on the injected <see cref="TimeProvider"/>.
+/// (clamped to between one second and one minute), on the injected <see cref="TimeProvider"/>.
 /// </summary>
 internal sealed class EphemeralNodeReaper : BackgroundService
 {
