@@ -242,6 +242,12 @@ internal sealed class MapStreamHandler
         try
         {
             await _store.SetOnlineAsync(nodeId, false, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+
+            // A new stream of the same node may have marked it online in between: it stays online.
+            if (_streamsPerNode.TryGetValue(nodeId, out int open) && open > 0)
+            {
+                await _store.SetOnlineAsync(nodeId, true, _time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            }
         }
 #pragma warning disable CA1031 // a store outage must not fail the request's end; the node stays online until the next stream
         catch (Exception ex)
