@@ -38,7 +38,6 @@ public static class MeshCoordinatorServiceCollectionExtensions
         services.TryAddSingleton<PeerMapBroadcaster>();
         services.TryAddSingleton<MapStreamHandler>();
         services.TryAddSingleton<JoinRateLimiter>();
-        services.TryAddSingleton<JoinRateLimitFilter>();
         services.TryAddSingleton<EphemeralNodeReaper>();
         services.TryAddSingleton<CoordinatorApi>();
 
