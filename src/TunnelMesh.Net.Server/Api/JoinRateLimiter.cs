@@ -4,7 +4,7 @@ namespace TunnelMesh.Net.Server.Api;
 
 /// <summary>
 /// Joins per client IP address: a token bucket per address holding
-/// <see cref="MeshCoordinatorOptions.JoinPermitsPerMinute"/> tokens, one back every minute / permits.
+/// <see cref="MeshCoordinatorOptions.JoinPermitsPerMinute"/> tokens, refilled at that many per minute.
 /// Lives in the join endpoint's filter rather than the rate-limiting middleware so it works whatever
 /// the host application's middleware order is.
 /// </summary>
@@ -15,14 +15,13 @@ internal sealed class JoinRateLimiter : IAsyncDisposable
     public JoinRateLimiter(CoordinatorSettings settings)
     {
         int permits = settings.Options.JoinPermitsPerMinute;
-        var period = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, TimeSpan.TicksPerMinute / permits));
         _limiter = PartitionedRateLimiter.Create<string, string>(address => RateLimitPartition.GetTokenBucketLimiter(
             address,
             _ => new TokenBucketRateLimiterOptions
             {
                 TokenLimit = permits,
-                TokensPerPeriod = 1,
-                ReplenishmentPeriod = period,
+                TokensPerPeriod = permits,
+                ReplenishmentPeriod = TimeSpan.FromMinutes(1),
                 QueueLimit = 0,
                 AutoReplenishment = true,
             }));

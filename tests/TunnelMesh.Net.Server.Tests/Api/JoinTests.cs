@@ -167,7 +167,7 @@ public sealed class JoinTests
         HttpResponseMessage? limited = null;
         for (int i = 0; i < 10; i++)
         {
-            HttpResponseMessage r = await host.PostJoinAsync(new JoinRequest(key.Key, CoordinatorHost.NewNodeKey(), $"n{i}"));
+            HttpResponseMessage r = await PostJoinFromAsync(host, "192.0.2.10", new JoinRequest(key.Key, CoordinatorHost.NewNodeKey(), $"n{i}"));
             statuses.Add(r.StatusCode);
             if (r.StatusCode == HttpStatusCode.TooManyRequests)
             {
@@ -175,11 +175,22 @@ public sealed class JoinTests
             }
         }
 
-        // Two permits, one more every 30 s: ten joins in a row cannot all pass.
+        // Two permits, two more per minute: of ten joins in a row at most four pass.
         Assert.Equal(HttpStatusCode.OK, statuses[0]);
-        Assert.True(statuses.Count(s => s == HttpStatusCode.TooManyRequests) >= 7, string.Join(",", statuses));
+        Assert.True(statuses.Count(s => s == HttpStatusCode.TooManyRequests) >= 6, string.Join(",", statuses));
         Assert.Contains("Too many joins", (await CoordinatorHost.ProblemAsync(limited!, HttpStatusCode.TooManyRequests)).Detail, StringComparison.Ordinal);
         Assert.Equal(statuses.Count(s => s == HttpStatusCode.OK), (await host.Store.ListNodesAsync()).Count);
+
+        // Another client address has its own permits.
+        HttpResponseMessage other = await PostJoinFromAsync(host, "192.0.2.11", new JoinRequest(key.Key, CoordinatorHost.NewNodeKey(), "other"));
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+    }
+
+    private static Task<HttpResponseMessage> PostJoinFromAsync(CoordinatorHost host, string clientAddress, JoinRequest request)
+    {
+        var m = new HttpRequestMessage(HttpMethod.Post, "/api/v1/join") { Content = JsonContent.Create(request, options: CoordinatorHost.Json) };
+        m.Headers.Add(CoordinatorHost.ClientAddressHeader, clientAddress);
+        return host.Client.SendAsync(m);
     }
 
     [Fact]

@@ -21,6 +21,9 @@ public sealed class CoordinatorHost : IAsyncDisposable
 {
     public const string AdminCredential = "test-admin-credential-0123456789";
 
+    /// <summary>A request header that sets the client address the coordinator sees.</summary>
+    public const string ClientAddressHeader = "X-Test-Client-Address";
+
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private readonly WebApplication _app;
@@ -70,6 +73,17 @@ public sealed class CoordinatorHost : IAsyncDisposable
             configure?.Invoke(o);
         });
         WebApplication app = builder.Build();
+
+        // The test server has no client address; tests pick one with a header.
+        app.Use((context, next) =>
+        {
+            if (context.Request.Headers.TryGetValue(ClientAddressHeader, out var a) && IPAddress.TryParse(a.ToString(), out IPAddress? ip))
+            {
+                context.Connection.RemoteIpAddress = ip;
+            }
+
+            return next(context);
+        });
         app.MapMeshCoordinator();
         await app.StartAsync();
         return new CoordinatorHost(app, store, logs);
