@@ -56,8 +56,7 @@ internal sealed class MapStreamHandler
             await _store.SetOnlineAsync(node.Id, true, _time.GetUtcNow(), ct).ConfigureAwait(false);
             long floor = await _store.GetVersionAsync(ct).ConfigureAwait(false);
             receiving = ReceiveUntilCloseAsync(socket, ct);
-            var sent = new Dictionary<string, long>(StringComparer.Ordinal);
-            bool snapshotSent = false;
+            var view = new PeerMapView(_settings, node.Id);
             while (true)
             {
                 Task<bool> ready = subscription.States.WaitToReadAsync(ct).AsTask();
@@ -75,7 +74,7 @@ internal sealed class MapStreamHandler
                     break;
                 }
 
-                if (!subscription.States.TryRead(out MapState? state) || (!snapshotSent && state.Version < floor))
+                if (!subscription.States.TryRead(out MapState? state) || (!view.SnapshotSent && state.Version < floor))
                 {
                     continue;
                 }
@@ -88,8 +87,7 @@ internal sealed class MapStreamHandler
                     break;
                 }
 
-                PeerMapMessage? message = snapshotSent ? Delta(state, node.Id, sent) : Snapshot(state, node.Id, sent);
-                snapshotSent = true;
+                PeerMapMessage? message = view.Next(state);
                 if (message is not null)
                 {
                     byte[] json = JsonSerializer.SerializeToUtf8Bytes(message, ApiJson.Options);
@@ -116,62 +114,6 @@ internal sealed class MapStreamHandler
             await MarkOfflineIfLastAsync(node.Id).ConfigureAwait(false);
             Log.MapStreamClosed(_logger, node.Id, reason);
         }
-    }
-
-    private PeerMapMessage Snapshot(MapState state, long selfId, Dictionary<string, long> sent)
-    {
-        PeerMapMessage snapshot = _settings.Snapshot(state.Version, state.Nodes, selfId);
-        foreach (NodeRecord n in state.Nodes)
-        {
-            if (n.Id != selfId && n.Expired is null)
-            {
-                sent[n.PublicKey] = n.Version;
-            }
-        }
-
-        return snapshot;
-    }
-
-    /// <summary>The changes between what was sent and <paramref name="state"/> (null when none); updates <paramref name="sent"/>.</summary>
-    private PeerMapMessage? Delta(MapState state, long selfId, Dictionary<string, long> sent)
-    {
-        var visible = new HashSet<string>(StringComparer.Ordinal);
-        List<MeshNodeInfo>? upserted = null;
-        foreach (NodeRecord n in state.Nodes)
-        {
-            if (n.Id == selfId || n.Expired is not null)
-            {
-                continue;
-            }
-
-            visible.Add(n.PublicKey);
-            if (!sent.TryGetValue(n.PublicKey, out long v) || v != n.Version)
-            {
-                (upserted ??= []).Add(_settings.ToInfo(n));
-                sent[n.PublicKey] = n.Version;
-            }
-        }
-
-        List<string>? removed = null;
-        foreach (string key in sent.Keys)
-        {
-            if (!visible.Contains(key))
-            {
-                (removed ??= []).Add(key);
-            }
-        }
-
-        if (removed is not null)
-        {
-            foreach (string key in removed)
-            {
-                sent.Remove(key);
-            }
-        }
-
-        return upserted is null && removed is null
-            ? null
-            : new PeerMapMessage(PeerMapMessageType.Delta, state.Version, Upserted: upserted ?? [], Removed: removed ?? []);
     }
 
     private static NodeRecord? Find(IReadOnlyList<NodeRecord> nodes, long id)
