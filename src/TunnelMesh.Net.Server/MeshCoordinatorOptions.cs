@@ -63,7 +63,7 @@ public sealed class MeshCoordinatorOptions
     /// <remarks>Default empty (no STUN).</remarks>
     public IList<string> StunEndpoints { get; } = new List<string>();
 
-    /// <summary>How often an idle map stream is pinged.</summary>
+    /// <summary>How often a map stream is pinged; a node that does not answer within two intervals is dropped and marked offline.</summary>
     /// <remarks>Default 30 seconds.</remarks>
     public TimeSpan MapKeepAliveInterval { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -164,7 +164,12 @@ internal sealed class CoordinatorApi
         }
 
         using System.Net.WebSockets.WebSocket socket = await context.WebSockets.AcceptWebSocketAsync(
-            new WebSocketAcceptContext { KeepAliveInterval = _settings.Options.MapKeepAliveInterval }).ConfigureAwait(false);
+            new WebSocketAcceptContext
+            {
+                // Pings every interval; a node that does not answer within two intervals is dropped (and so marked offline).
+                KeepAliveInterval = _settings.Options.MapKeepAliveInterval,
+                KeepAliveTimeout = _settings.Options.MapKeepAliveInterval * 2,
+            }).ConfigureAwait(false);
         await _streams.RunAsync(socket, node, context.RequestAborted).ConfigureAwait(false);
         return Results.Empty;
     }

@@ -67,6 +67,50 @@ public sealed class KestrelCoordinatorTests
         await app.StopAsync();
     }
 
+    [Fact]
+    public async Task A_node_that_stops_answering_pings_is_dropped_and_marked_offline()
+    {
+        var store = new MemoryMeshStore();
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.AddMeshCoordinator(o =>
+        {
+            o.AdminCredential = CoordinatorHost.AdminCredential;
+            o.StoreFactory = _ => store;
+            o.MapKeepAliveInterval = TimeSpan.FromMilliseconds(500);
+        });
+        await using WebApplication app = builder.Build();
+        app.MapMeshCoordinator();
+        await app.StartAsync();
+        var baseUri = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        using var http = new HttpClient { BaseAddress = baseUri };
+        using var admin = new HttpClient { BaseAddress = baseUri };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", CoordinatorHost.AdminCredential);
+        string key = (await (await admin.PostAsJsonAsync("/api/v1/authkeys", new CreateAuthKeyRequest(), CoordinatorHost.Json)).Content.ReadFromJsonAsync<CreatedAuthKey>(CoordinatorHost.Json))!.Key;
+        HttpResponseMessage joined = await http.PostAsJsonAsync("/api/v1/join", new JoinRequest(key, CoordinatorHost.NewNodeKey(), "quiet"), CoordinatorHost.Json);
+        JoinResponse node = (await joined.Content.ReadFromJsonAsync<JoinResponse>(CoordinatorHost.Json))!;
+
+        // A ClientWebSocket answers pings only while a receive is pending: this one never receives.
+        using var ws = new ClientWebSocket();
+        ws.Options.SetRequestHeader("Authorization", "Bearer " + node.NodeToken);
+        await ws.ConnectAsync(new Uri($"ws://{baseUri.Authority}/api/v1/map"), CancellationToken.None);
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await store.GetNodeAsync(node.Self.Id))!.LastSeen is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "never marked online");
+            await Task.Delay(10);
+        }
+
+        while ((await store.GetNodeAsync(node.Self.Id))!.Online)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "a node that never answered pings stayed online");
+            await Task.Delay(20);
+        }
+
+        await app.StopAsync();
+    }
+
     private static async Task<JoinResponse> JoinAsync(HttpClient http, string key, string name)
     {
         HttpResponseMessage r = await http.PostAsJsonAsync("/mesh/v1/join", new JoinRequest(key, CoordinatorHost.NewNodeKey(), name), CoordinatorHost.Json);
