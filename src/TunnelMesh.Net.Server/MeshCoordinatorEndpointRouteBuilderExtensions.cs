@@ -10,7 +10,7 @@ public static class MeshCoordinatorEndpointRouteBuilderExtensions
 {
     /// <summary>
     /// Maps the control API under <paramref name="prefix"/>: join, the map stream, endpoint updates,
-    /// the admin endpoints (auth keys, nodes) and health. Needs <c>services.AddMeshCoordinator(…)</c>.
+    /// the relay (<c>{prefix}/relay</c>, node token), the admin endpoints (auth keys, nodes) and health. Needs <c>services.AddMeshCoordinator(…)</c>.
     /// </summary>
     /// <param name="endpoints">The application's endpoint builder.</param>
     /// <param name="prefix">The route prefix; default <c>/api/v1</c>.</param>
@@ -31,6 +31,7 @@ public static class MeshCoordinatorEndpointRouteBuilderExtensions
             .AddEndpointFilter<RouteHandlerBuilder, JoinRateLimitFilter>();
         group.MapGet("/map", Handler(c => Api(c).MapAsync(c)));
         group.MapPut("/nodes/self/endpoints", Handler(c => Api(c).UpdateEndpointsAsync(c)));
+        group.MapMeshRelay("/relay");
         group.MapGet("/health", Handler(c => Api(c).HealthAsync(c)));
 
         RouteGroupBuilder admin = group.MapGroup("");

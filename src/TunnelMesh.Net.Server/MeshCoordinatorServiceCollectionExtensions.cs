@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using TunnelMesh.Net.Server;
 using TunnelMesh.Net.Server.Api;
+using TunnelMesh.Net.Server.Relay;
 using TunnelMesh.Net.Server.Stores;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -12,7 +13,8 @@ public static class MeshCoordinatorServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the coordinator's services: options (validated at start), the store, the peer-map
-    /// broadcaster, the ephemeral-node sweep and the <see cref="NodeAuthenticator"/>. Map the API
+    /// broadcaster, the ephemeral-node sweep, the <see cref="NodeAuthenticator"/>, and the relay
+    /// (<c>AddMeshRelay</c>, with an <see cref="IRelayAuthenticator"/> that accepts joined nodes by their token). Map the API
     /// with <c>app.MapMeshCoordinator()</c>. Registrations made before this call (an
     /// <see cref="IMeshStore"/>, a <see cref="TimeProvider"/>) win.
     /// </summary>
@@ -35,6 +37,8 @@ public static class MeshCoordinatorServiceCollectionExtensions
         services.TryAddSingleton(CreateStore);
         services.TryAddSingleton<CoordinatorSettings>();
         services.TryAddSingleton(sp => new NodeAuthenticator(sp.GetRequiredService<IMeshStore>()));
+        services.TryAddSingleton<IRelayAuthenticator, NodeRelayAuthenticator>();
+        services.AddMeshRelay();
         services.TryAddSingleton<PeerMapBroadcaster>();
         services.TryAddSingleton<MapStreamHandler>();
         services.TryAddSingleton<JoinRateLimiter>();
