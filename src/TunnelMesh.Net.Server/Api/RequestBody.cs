@@ -23,7 +23,7 @@ internal static class RequestBody
             sizeFeature.MaxRequestBodySize = limit;
         }
 
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, limit) + 1);
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 4096, Math.Min(limit, 1 << 20)) + 1);
         try
         {
             while (true)
