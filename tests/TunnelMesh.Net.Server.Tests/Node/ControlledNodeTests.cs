@@ -155,6 +155,55 @@ public sealed class ControlledNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_dropped_map_stream_reconnects_and_gets_a_fresh_snapshot()
+    {
+        var server = await StartServerAsync();
+        var a = await StartNodeAsync(server, "a");
+        await WaitUntilAsync(() => a.GetStatus().ControlConnected && server.StreamCount == 1, "a's map stream connects");
+        var disconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        a.StatusChanged += (_, e) =>
+        {
+            if (!e.Status.ControlConnected)
+            {
+                disconnected.TrySetResult();
+            }
+        };
+
+        server.DropStreams();
+        await disconnected.Task.WaitAsync(Deadline);
+        await WaitUntilAsync(() => a.GetStatus().ControlConnected, "a reconnects");
+
+        // A change after the reconnect still arrives.
+        var b = await StartNodeAsync(server, "b");
+        await WaitForPeerAsync(a, "b");
+        await using var listener = await b.ListenAsync(7005);
+        await AssertEchoAsync(a, listener, "b", 7005);
+    }
+
+    [Fact]
+    public async Task A_node_started_while_the_coordinator_is_down_joins_when_it_comes_back()
+    {
+        var server = await StartServerAsync();
+        string state = Path.Combine(_root.FullName, "a-state");
+        var a = await StartNodeAsync(server, "a", state);
+        int port = server.Url.Port;
+        await a.DisposeAsync();
+        await server.DisposeAsync();
+
+        var restarted = await StartNodeAsync(server, "a", state, authKey: null);
+        Assert.False(restarted.GetStatus().ControlConnected);
+        var coordinator = await FakeControlServer.StartAsync(port, restoreFrom: server);
+        _owned.Add(coordinator);
+        await WaitUntilAsync(() => restarted.GetStatus().ControlConnected, "the node reconnects to the coordinator");
+        Assert.Equal(1, coordinator.Joins); // the background re-join with the saved token
+
+        var b = await StartNodeAsync(coordinator, "b");
+        await WaitForPeerAsync(restarted, "b");
+        await using var listener = await b.ListenAsync(7006);
+        await AssertEchoAsync(restarted, listener, "b", 7006);
+    }
+
+    [Fact]
     public async Task A_restarted_node_rejoins_with_its_token_and_keeps_key_and_address()
     {
         var server = await StartServerAsync();

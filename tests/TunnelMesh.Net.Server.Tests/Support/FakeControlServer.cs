@@ -53,10 +53,11 @@ public sealed class FakeControlServer : IAsyncDisposable
     /// <summary>Successful joins so far.</summary>
     public int Joins => Volatile.Read(ref _joins);
 
-    public static async Task<FakeControlServer> StartAsync(ILoggerProvider? logs = null)
+    /// <summary>Starts a server on 127.0.0.1:<paramref name="port"/> (0: any), knowing the nodes of <paramref name="restoreFrom"/> (a coordinator restart).</summary>
+    public static async Task<FakeControlServer> StartAsync(int port = 0, FakeControlServer? restoreFrom = null, ILoggerProvider? logs = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, port));
         builder.Logging.ClearProviders();
         if (logs is not null)
         {
@@ -65,6 +66,16 @@ public sealed class FakeControlServer : IAsyncDisposable
 
         var app = builder.Build();
         var server = new FakeControlServer(app);
+        if (restoreFrom is not null)
+        {
+            foreach (var (key, node) in restoreFrom._nodes)
+            {
+                server._nodes[key] = node;
+            }
+
+            server._nextHost = restoreFrom._nextHost;
+            server._version = restoreFrom._version;
+        }
         app.UseWebSockets();
         app.MapPost("/api/v1/join", server.JoinAsync);
         app.Map("/api/v1/map", server.MapAsync);
@@ -86,6 +97,15 @@ public sealed class FakeControlServer : IAsyncDisposable
     {
         _nodes.TryRemove(key.ToString(), out _);
         return PushAsync(new PeerMapMessage(PeerMapMessageType.Delta, Interlocked.Increment(ref _version), Removed: [key.ToString()]));
+    }
+
+    /// <summary>Drops every open map stream (as a coordinator crash or a load balancer would).</summary>
+    public void DropStreams()
+    {
+        foreach (var stream in _streams.Values)
+        {
+            stream.Queue.Writer.TryComplete(new IOException("dropped by the test"));
+        }
     }
 
     /// <summary>Sends a message to every open map stream.</summary>
@@ -191,9 +211,9 @@ public sealed class FakeControlServer : IAsyncDisposable
 
             await reader;
         }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException)
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
         {
-            // The node went away or the server stops: drop the connection.
+            // The node went away, the test dropped the stream, or the server stops: drop the connection.
         }
         finally
         {
