@@ -76,7 +76,13 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
     /// </param>
     /// <param name="logger">Where problems of the change listener go.</param>
     public PostgresMeshStore(string connectionString, string? schema = null, ILogger<PostgresMeshStore>? logger = null)
-        : base(TimeSpan.FromMilliseconds(500))
+        : this(connectionString, schema, logger, TimeSpan.FromMilliseconds(500))
+    {
+    }
+
+    /// <summary>A store with another fallback poll interval (tests).</summary>
+    internal PostgresMeshStore(string connectionString, string? schema, ILogger<PostgresMeshStore>? logger, TimeSpan pollInterval)
+        : base(pollInterval)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
         if (schema is not null && !SchemaName().IsMatch(schema))

@@ -64,7 +64,13 @@ public sealed class SqliteMeshStore : SqlMeshStore
     /// anything with an <c>=</c> is taken as one). The file is created if missing; in-memory databases are refused.
     /// </param>
     public SqliteMeshStore(string pathOrConnectionString)
-        : base(TimeSpan.FromMilliseconds(250))
+        : this(pathOrConnectionString, TimeSpan.FromMilliseconds(250))
+    {
+    }
+
+    /// <summary>A store with another version poll interval (tests).</summary>
+    internal SqliteMeshStore(string pathOrConnectionString, TimeSpan pollInterval)
+        : base(pollInterval)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(pathOrConnectionString);
         var b = pathOrConnectionString.Contains('=', StringComparison.Ordinal)

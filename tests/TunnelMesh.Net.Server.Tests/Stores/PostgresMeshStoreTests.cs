@@ -1,3 +1,4 @@
+using System.Net;
 using Npgsql;
 using TunnelMesh.Net.Server.Stores;
 
@@ -12,11 +13,13 @@ public sealed class PostgresMeshStoreTests : MeshStoreContractTests
 {
     private readonly string schema = $"tm_test_{Guid.NewGuid():N}"[..24];
 
-    protected override async Task<IMeshStore> CreateStoreAsync()
+    protected override Task<IMeshStore> CreateStoreAsync() => CreateStoreAsync(null);
+
+    private async Task<IMeshStore> CreateStoreAsync(TimeSpan? pollInterval)
     {
         // Small pools: two instances per test must stay well under the server's max_connections.
-        var cs = new NpgsqlConnectionStringBuilder(PostgresFactAttribute.RequireConnectionString()) { MaxPoolSize = 20 };
-        var store = new PostgresMeshStore(cs.ConnectionString, schema);
+        var cs = new NpgsqlConnectionStringBuilder(PostgresFactAttribute.RequireConnectionString()) { MaxPoolSize = 20 }.ConnectionString;
+        var store = pollInterval is { } p ? new PostgresMeshStore(cs, schema, null, p) : new PostgresMeshStore(cs, schema);
         await store.InitializeAsync();
         return store;
     }
@@ -46,6 +49,22 @@ public sealed class PostgresMeshStoreTests : MeshStoreContractTests
         await using var tables = new NpgsqlCommand("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = @s", c);
         tables.Parameters.AddWithValue("s", schema);
         Assert.Equal(3L, await tables.ExecuteScalarAsync());
+    }
+
+    [PostgresFact]
+    public async Task A_change_on_another_replica_wakes_a_waiter_through_notify_alone()
+    {
+        // No version poll within the test's deadline: only LISTEN/NOTIFY can wake the waiter.
+        await using var listening = await CreateStoreAsync(TimeSpan.FromHours(1));
+        var key = await Store.CreateAuthKeyAsync(new NewAuthKey(new byte[32], true, false, [], null, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue));
+        var waiter = listening.WaitForChangeAsync(0);
+        Assert.False(waiter.IsCompleted);
+
+        var joined = await Store.JoinAsync(new JoinCommand(
+            key.Id, Convert.ToBase64String(new byte[32]), "n", [], new byte[32], DateTimeOffset.UnixEpoch.AddDays(1),
+            IPNetwork.Parse("100.64.0.0/10"), IPNetwork.Parse("fd7a:115c:a1e0::/48")));
+        Assert.Equal(JoinStatus.Joined, joined.Status);
+        Assert.Equal(1, await waiter.WaitAsync(TimeSpan.FromSeconds(30)));
     }
 
     [PostgresFact]

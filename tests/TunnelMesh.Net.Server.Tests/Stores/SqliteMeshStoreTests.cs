@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Data.Sqlite;
 using TunnelMesh.Net.Server.Stores;
 
@@ -37,6 +38,23 @@ public sealed class SqliteMeshStoreTests : MeshStoreContractTests
         using var cmd = c.CreateCommand();
         cmd.CommandText = "PRAGMA journal_mode";
         Assert.Equal("wal", (string?)await cmd.ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task A_change_through_the_same_instance_wakes_a_waiter_without_polling()
+    {
+        // No version poll within the test's deadline: only the in-process signal can wake the waiter.
+        await using var store = new SqliteMeshStore(path, TimeSpan.FromHours(1));
+        await store.InitializeAsync();
+        var key = await store.CreateAuthKeyAsync(new NewAuthKey(new byte[32], true, false, [], null, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue));
+        var waiter = store.WaitForChangeAsync(0);
+        Assert.False(waiter.IsCompleted);
+
+        var joined = await store.JoinAsync(new JoinCommand(
+            key.Id, Convert.ToBase64String(new byte[32]), "n", [], new byte[32], DateTimeOffset.UnixEpoch.AddDays(1),
+            IPNetwork.Parse("100.64.0.0/10"), IPNetwork.Parse("fd7a:115c:a1e0::/48")));
+        Assert.Equal(JoinStatus.Joined, joined.Status);
+        Assert.Equal(1, await waiter.WaitAsync(TimeSpan.FromSeconds(30)));
     }
 
     [Fact]
