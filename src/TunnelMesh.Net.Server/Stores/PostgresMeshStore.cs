@@ -2,7 +2,6 @@ using System.Data.Common;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -64,8 +63,6 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
     private readonly NpgsqlDataSource dataSource;
     private readonly string? schema;
     private readonly string channel;
-    private readonly ILogger logger;
-    private readonly Lock listenerLock = new();
     private Task? listener;
 
     /// <summary>A store in a PostgreSQL database.</summary>
@@ -82,7 +79,7 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
 
     /// <summary>A store with another fallback poll interval (tests).</summary>
     internal PostgresMeshStore(string connectionString, string? schema, ILogger<PostgresMeshStore>? logger, TimeSpan pollInterval)
-        : base(pollInterval)
+        : base(pollInterval, logger)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
         if (schema is not null && !SchemaName().IsMatch(schema))
@@ -99,7 +96,6 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
         dataSource = builder.Build();
         this.schema = schema;
         channel = schema is null ? "tunnelmesh_changes" : "tunnelmesh_changes_" + schema;
-        this.logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
     /// <summary>
@@ -163,16 +159,9 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
         await notify.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private protected override void EnsureChangeFeed()
-    {
-        lock (listenerLock)
-        {
-            if (listener is null && !Disposing.IsCancellationRequested)
-            {
-                listener = Task.Run(() => ListenAsync(Disposing));
-            }
-        }
-    }
+    private protected override void StartNotifications() => listener = Task.Run(() => ListenAsync(Disposing));
+
+    private protected override Task StopNotificationsAsync() => listener ?? Task.CompletedTask;
 
     private protected override object TimeValue(DateTimeOffset time) => time.ToUniversalTime();
 
@@ -181,21 +170,7 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
     private protected override void AddJsonParameter(DbCommand command, string name, IReadOnlyList<string> values) =>
         ((NpgsqlCommand)command).Parameters.Add(new NpgsqlParameter(name, NpgsqlDbType.Jsonb) { Value = StringListJson.Write(values) });
 
-    private protected override async ValueTask ReleaseAsync()
-    {
-        Task? running;
-        lock (listenerLock)
-        {
-            running = listener;
-        }
-
-        if (running is not null)
-        {
-            await running.ConfigureAwait(false); // ends on the Disposing token; never throws
-        }
-
-        await dataSource.DisposeAsync().ConfigureAwait(false);
-    }
+    private protected override ValueTask ReleaseAsync() => dataSource.DisposeAsync();
 
     /// <summary>LISTENs on the store's channel and wakes waiters on each notification; reconnects after a failure.</summary>
     private async Task ListenAsync(CancellationToken stop)
@@ -206,13 +181,19 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
             {
                 var c = await dataSource.OpenConnectionAsync(stop).ConfigureAwait(false);
                 await using var cScope = c.ConfigureAwait(false);
-                c.Notification += (_, _) => Changes.Notify();
+                c.Notification += (_, e) =>
+                {
+                    if (long.TryParse(e.Payload, NumberStyles.None, CultureInfo.InvariantCulture, out long version))
+                    {
+                        Observe(version);
+                    }
+                };
                 using (var listen = new NpgsqlCommand($"LISTEN \"{channel}\"", c))
                 {
                     await listen.ExecuteNonQueryAsync(stop).ConfigureAwait(false);
                 }
 
-                Changes.Notify(); // a change may have come while no connection listened
+                await GetVersionAsync(stop).ConfigureAwait(false); // a change may have come while no connection listened
                 while (true)
                 {
                     await c.WaitAsync(stop).ConfigureAwait(false);
@@ -224,7 +205,7 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
             }
             catch (Exception ex) when (ex is NpgsqlException or IOException or InvalidOperationException or TimeoutException)
             {
-                Log.ListenerFailed(logger, channel, ex);
+                StoreLog.ListenerFailed(Logger, channel, ex);
                 try
                 {
                     await Task.Delay(TimeSpan.FromSeconds(1), stop).ConfigureAwait(false);
@@ -239,10 +220,4 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
 
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,39}$")]
     private static partial Regex SchemaName();
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 4100, Level = LogLevel.Warning, Message = "The PostgreSQL change listener on channel {Channel} failed; reconnecting in a second (the version poll covers the gap)")]
-        public static partial void ListenerFailed(ILogger logger, string channel, Exception exception);
-    }
 }

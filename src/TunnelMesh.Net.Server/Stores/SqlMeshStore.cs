@@ -1,5 +1,7 @@
 using System.Data.Common;
 using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace TunnelMesh.Net.Server.Stores;
 
@@ -31,15 +33,20 @@ public abstract class SqlMeshStore : IMeshStore
 
     private readonly ChangeSignal changes = new();
     private readonly CancellationTokenSource disposing = new();
+    private readonly Lock feedLock = new();
+    private readonly TimeSpan pollInterval;
+    private long knownVersion = -1;
+    private Task? poller;
     private int disposed;
 
-    private protected SqlMeshStore(TimeSpan pollInterval) => PollInterval = pollInterval;
+    private protected SqlMeshStore(TimeSpan pollInterval, ILogger? logger)
+    {
+        this.pollInterval = pollInterval;
+        Logger = logger ?? NullLogger.Instance;
+    }
 
-    /// <summary>How often <see cref="WaitForChangeAsync"/> reads the version when no signal came.</summary>
-    private protected TimeSpan PollInterval { get; }
-
-    /// <summary>Wakes this instance's waiters (after a local commit, or on a notification from another replica).</summary>
-    private protected ChangeSignal Changes => changes;
+    /// <summary>Where the store's background work reports problems.</summary>
+    private protected ILogger Logger { get; }
 
     /// <summary>Cancelled when the store is disposed.</summary>
     private protected CancellationToken Disposing => disposing.Token;
@@ -62,10 +69,13 @@ public abstract class SqlMeshStore : IMeshStore
     private protected virtual Task OnVersionBumpedAsync(DbConnection connection, DbTransaction transaction, long version, CancellationToken cancellationToken) =>
         Task.CompletedTask;
 
-    /// <summary>Makes sure changes by other replicas reach <see cref="Changes"/> (PostgreSQL: starts the LISTEN loop).</summary>
-    private protected virtual void EnsureChangeFeed()
+    /// <summary>Starts what brings other replicas' changes to <see cref="Observe"/> faster than the poll (PostgreSQL: the LISTEN loop); called once.</summary>
+    private protected virtual void StartNotifications()
     {
     }
+
+    /// <summary>Waits for the background work started by <see cref="StartNotifications"/> to end (after <see cref="Disposing"/> was cancelled).</summary>
+    private protected virtual Task StopNotificationsAsync() => Task.CompletedTask;
 
     /// <summary>The stored form of a time.</summary>
     private protected abstract object TimeValue(DateTimeOffset time);
@@ -395,38 +405,46 @@ public abstract class SqlMeshStore : IMeshStore
         var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         using var cmd = NewCommand(c, null, "SELECT version FROM mesh_state WHERE id = 1");
-        return Convert.ToInt64(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        long version = Convert.ToInt64(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        Observe(version);
+        return version;
     }
 
     /// <inheritdoc/>
     /// <remarks>
-    /// Changes through this instance wake it at once; changes through another instance (another
-    /// process or replica) are seen through the database's notification, if it has one, or by reading
-    /// the version every <c>PollInterval</c> (250 ms for SQLite, 500 ms for PostgreSQL).
+    /// Waiters share one view of the version: changes through this instance update it when they
+    /// commit; changes through another instance (another process or replica) arrive through the
+    /// database's notification, if it has one, and through one background read of the version every
+    /// 250 ms (SQLite) or 500 ms (PostgreSQL), however many callers wait. The first wait reads the
+    /// version itself.
     /// </remarks>
     public async Task<long> WaitForChangeAsync(long afterVersion, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
-        EnsureChangeFeed();
+        StartChangeFeed();
+        if (Volatile.Read(ref knownVersion) < 0)
+        {
+            await GetVersionAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, disposing.Token);
         while (true)
         {
             Task changed = changes.Next; // taken before reading, so a change in between is not missed
-            long version = await GetVersionAsync(linked.Token).ConfigureAwait(false);
-            if (version > afterVersion)
+            long known = Volatile.Read(ref knownVersion);
+            if (known > afterVersion)
             {
-                return version;
+                return known;
             }
 
-            using (var poll = CancellationTokenSource.CreateLinkedTokenSource(linked.Token))
+            try
             {
-                Task delay = Task.Delay(PollInterval, poll.Token);
-                await Task.WhenAny(changed, delay).ConfigureAwait(false);
-                await poll.CancelAsync().ConfigureAwait(false);
+                await changed.WaitAsync(linked.Token).ConfigureAwait(false);
             }
-
-            cancellationToken.ThrowIfCancellationRequested();
-            ObjectDisposedException.ThrowIf(disposing.IsCancellationRequested, this);
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new ObjectDisposedException(GetType().Name);
+            }
         }
     }
 
@@ -439,9 +457,38 @@ public abstract class SqlMeshStore : IMeshStore
         }
 
         await disposing.CancelAsync().ConfigureAwait(false);
+        Task? running;
+        lock (feedLock)
+        {
+            running = poller;
+        }
+
+        if (running is not null)
+        {
+            await running.ConfigureAwait(false); // ends on the Disposing token; never throws
+            await StopNotificationsAsync().ConfigureAwait(false);
+        }
+
         await ReleaseAsync().ConfigureAwait(false);
         disposing.Dispose();
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Records a version seen in the database; wakes the waiters when it is newer than any seen before.</summary>
+    private protected void Observe(long version)
+    {
+        long seen = Volatile.Read(ref knownVersion);
+        while (version > seen)
+        {
+            long prior = Interlocked.CompareExchange(ref knownVersion, version, seen);
+            if (prior == seen)
+            {
+                changes.Notify();
+                return;
+            }
+
+            seen = prior;
+        }
     }
 
     /// <summary>Adds a parameter, storing times in the database's form.</summary>
@@ -499,12 +546,53 @@ public abstract class SqlMeshStore : IMeshStore
             ExitWriteGate();
         }
 
-        if (bumped is not null)
+        if (bumped is long committed)
         {
-            changes.Notify();
+            Observe(committed);
         }
 
         return result;
+    }
+
+    /// <summary>Starts the version poll (and the database's notifications) once, at the first wait.</summary>
+    private void StartChangeFeed()
+    {
+        lock (feedLock)
+        {
+            if (poller is not null || disposing.IsCancellationRequested)
+            {
+                return;
+            }
+
+            poller = Task.Run(() => PollAsync(disposing.Token));
+            StartNotifications();
+        }
+    }
+
+    /// <summary>Reads the version every poll interval until the store is disposed; a failed read is logged and retried.</summary>
+    private async Task PollAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(pollInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                try
+                {
+                    await GetVersionAsync(stop).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is DbException or IOException or InvalidOperationException or TimeoutException && !stop.IsCancellationRequested)
+                {
+                    StoreLog.VersionPollFailed(Logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch (ObjectDisposedException) when (stop.IsCancellationRequested)
+        {
+        }
     }
 
     /// <summary>Sets columns of an existing node and gives it the new version; false when there is no such node.</summary>

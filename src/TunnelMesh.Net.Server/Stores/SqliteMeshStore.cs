@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
 
 namespace TunnelMesh.Net.Server.Stores;
 
@@ -63,14 +64,15 @@ public sealed class SqliteMeshStore : SqlMeshStore
     /// A file path, or a Microsoft.Data.Sqlite connection string (<c>Data Source=/var/lib/mesh/mesh.db</c>;
     /// anything with an <c>=</c> is taken as one). The file is created if missing; in-memory databases are refused.
     /// </param>
-    public SqliteMeshStore(string pathOrConnectionString)
-        : this(pathOrConnectionString, TimeSpan.FromMilliseconds(250))
+    /// <param name="logger">Where problems of the background version poll go.</param>
+    public SqliteMeshStore(string pathOrConnectionString, ILogger<SqliteMeshStore>? logger = null)
+        : this(pathOrConnectionString, logger, TimeSpan.FromMilliseconds(250))
     {
     }
 
     /// <summary>A store with another version poll interval (tests).</summary>
-    internal SqliteMeshStore(string pathOrConnectionString, TimeSpan pollInterval)
-        : base(pollInterval)
+    internal SqliteMeshStore(string pathOrConnectionString, ILogger<SqliteMeshStore>? logger, TimeSpan pollInterval)
+        : base(pollInterval, logger)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(pathOrConnectionString);
         var b = pathOrConnectionString.Contains('=', StringComparison.Ordinal)

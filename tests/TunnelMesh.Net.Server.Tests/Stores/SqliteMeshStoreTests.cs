@@ -44,7 +44,7 @@ public sealed class SqliteMeshStoreTests : MeshStoreContractTests
     public async Task A_change_through_the_same_instance_wakes_a_waiter_without_polling()
     {
         // No version poll within the test's deadline: only the in-process signal can wake the waiter.
-        await using var store = new SqliteMeshStore(path, TimeSpan.FromHours(1));
+        await using var store = new SqliteMeshStore(path, null, TimeSpan.FromHours(1));
         await store.InitializeAsync();
         var key = await store.CreateAuthKeyAsync(new NewAuthKey(new byte[32], true, false, [], null, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue));
         var waiter = store.WaitForChangeAsync(0);
