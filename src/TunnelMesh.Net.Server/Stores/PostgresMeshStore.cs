@@ -63,6 +63,7 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
     private readonly NpgsqlDataSource dataSource;
     private readonly string? schema;
     private readonly string channel;
+    private readonly TaskCompletionSource listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? listener;
 
     /// <summary>A store in a PostgreSQL database.</summary>
@@ -159,6 +160,9 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
         await notify.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Completes once the change listener first listens (tests).</summary>
+    internal Task Listening => listening.Task;
+
     private protected override void StartNotifications() => listener = Task.Run(() => ListenAsync(Disposing));
 
     private protected override Task StopNotificationsAsync() => listener ?? Task.CompletedTask;
@@ -194,6 +198,7 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
                 }
 
                 await GetVersionAsync(stop).ConfigureAwait(false); // a change may have come while no connection listened
+                listening.TrySetResult();
                 while (true)
                 {
                     await c.WaitAsync(stop).ConfigureAwait(false);

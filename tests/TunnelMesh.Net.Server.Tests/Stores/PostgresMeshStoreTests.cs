@@ -58,6 +58,7 @@ public sealed class PostgresMeshStoreTests : MeshStoreContractTests
         await using var listening = await CreateStoreAsync(TimeSpan.FromHours(1));
         var key = await Store.CreateAuthKeyAsync(new NewAuthKey(new byte[32], true, false, [], null, DateTimeOffset.UnixEpoch, DateTimeOffset.MaxValue));
         var waiter = listening.WaitForChangeAsync(0);
+        await ((PostgresMeshStore)listening).Listening.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.False(waiter.IsCompleted);
 
         var joined = await Store.JoinAsync(new JoinCommand(
