@@ -38,6 +38,7 @@ public sealed class MeshNode : IAsyncDisposable
     private readonly PacketBufferPool _pool = new();
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
     private IDatagramTransport? _transport;
+    private RelayTransport? _relay;
     private WireGuardDevice? _device;
     private NetStack? _stack;
     private Meter? _meter;
@@ -86,6 +87,12 @@ public sealed class MeshNode : IAsyncDisposable
 
     internal DropCounters Drops => _drops;
 
+    /// <summary>The relay transport, when <see cref="MeshNodeOptions.RelayUrl"/> is set (after start).</summary>
+    internal RelayTransport? Relay => _relay;
+
+    /// <summary>The path packets to <paramref name="peer"/> take now (Direct or Relay); null for an unknown peer.</summary>
+    internal PeerPath? GetPeerPath(NodePublicKey peer) => _device?.FindPeer(peer)?.CurrentPath;
+
     /// <summary>
     /// Validates the options, binds the UDP socket and starts the node. Peers with an endpoint are
     /// contacted when there is something to send (or right away with a persistent keepalive).
@@ -108,6 +115,12 @@ public sealed class MeshNode : IAsyncDisposable
             var transport = _transportFactory is not null
                 ? _transportFactory(_options, _pool, _drops)
                 : new UdpTransport(new UdpTransportOptions { BindAddress = _options.ListenAddress, Port = _options.ListenPort, Pool = _pool, Drops = _drops });
+            var relay = CreateRelay();
+            if (relay is not null)
+            {
+                transport = new PathTransport(transport, relay);
+            }
+
             try
             {
                 _address = config.Ipv4Address;
@@ -117,6 +130,12 @@ public sealed class MeshNode : IAsyncDisposable
                 _stack = stack;
                 _device = device;
                 _transport = transport;
+                _relay = relay;
+                if (relay is not null)
+                {
+                    device.EnableRelay(relay.EndpointFor, _options.PathTiming);
+                }
+
                 foreach (var peer in config.Peers)
                 {
                     device.AddPeer(peer);
@@ -134,6 +153,7 @@ public sealed class MeshNode : IAsyncDisposable
                 _device = null;
                 _stack = null;
                 _transport = null;
+                _relay = null;
                 throw;
             }
         }
@@ -283,6 +303,10 @@ public sealed class MeshNode : IAsyncDisposable
             _lifecycle.Release();
         }
     }
+
+    private RelayTransport? CreateRelay() => _options.RelayUrl is not { } url ? null : new RelayTransport(
+        new RelayTransportOptions { Url = url, Token = _options.RelayToken, Pool = _pool, Drops = _drops, Time = _time },
+        _loggerFactory.CreateLogger<RelayTransport>());
 
     private Meter CreateMeter()
     {

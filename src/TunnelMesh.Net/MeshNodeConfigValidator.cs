@@ -33,6 +33,19 @@ internal static class MeshNodeConfigValidator
             throw new MeshConfigurationException($"{O}.{nameof(options.Mtu)}", $"{options.Mtu} is outside {MinMtu}-{MaxMtu}.");
         }
 
+        if (options.RelayUrl is { } relay)
+        {
+            if (!relay.IsAbsoluteUri || relay.Scheme is not ("ws" or "wss" or "http" or "https"))
+            {
+                throw new MeshConfigurationException($"{O}.{nameof(options.RelayUrl)}", $"'{relay}' is not an absolute ws, wss, http or https URL.");
+            }
+
+            if (string.IsNullOrEmpty(options.RelayToken))
+            {
+                throw new MeshConfigurationException($"{O}.{nameof(options.RelayToken)}", "is required with a relay URL.");
+            }
+        }
+
         var ipv4 = options.Addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
             ?? throw new MeshConfigurationException($"{O}.{nameof(options.Addresses)}", "needs an IPv4 address (the node's address inside the mesh).");
 

@@ -30,6 +30,21 @@ public sealed class MeshNodeOptions
     /// <summary>The peers.</summary>
     public IList<MeshPeerOptions> Peers { get; } = new List<MeshPeerOptions>();
 
+    /// <summary>
+    /// The coordinator's relay endpoint (<c>wss://…/relay</c>; <c>https</c>, <c>ws</c> and <c>http</c> work too).
+    /// With it, every peer is reachable through the relay from its first packet and moves to direct UDP
+    /// once a probe succeeds; it falls back to the relay when the direct path stops answering.
+    /// </summary>
+    /// <remarks>Default none: peers are reached over UDP only. The control client sets it from the coordinator.</remarks>
+    public Uri? RelayUrl { get; set; }
+
+    /// <summary>The node's bearer token for the relay (its node token from the coordinator).</summary>
+    /// <remarks>Default none. Required with <see cref="RelayUrl"/>. Never logged.</remarks>
+    public string? RelayToken { get; set; }
+
+    /// <summary>Timing of the direct/relay path choice (tests shorten it).</summary>
+    internal WireGuard.PathTiming PathTiming { get; set; } = WireGuard.PathTiming.Default;
+
     /// <summary>Reads options from a wg-quick configuration (the text of a <c>wg0.conf</c>).</summary>
     /// <exception cref="MeshConfigurationException">A line is not valid; the message gives its number.</exception>
     public static MeshNodeOptions FromWgQuick(string text) => WgQuickConfig.Parse(text);

@@ -79,6 +79,24 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     /// <summary>Raised (on the receive thread) when a handshake completes on either side.</summary>
     internal event Action<WireGuardPeer>? HandshakeCompleted;
 
+    /// <summary>Raised (on a receive or timer thread) when a peer moves between the relay and a direct path.</summary>
+    internal event Action<WireGuardPeer, PeerPath>? PathChanged;
+
+    /// <summary>The relay path of a key when the node has a relay (<see cref="EnableRelay"/>); null otherwise.</summary>
+    private Func<NodePublicKey, Endpoint>? _relayEndpointFor;
+
+    private PathTiming _pathTiming = PathTiming.Default;
+
+    /// <summary>
+    /// Gives the device a relay: peers added from now on start on it and move to direct UDP when a probe
+    /// succeeds (<see cref="PeerPaths"/>). Call before adding peers.
+    /// </summary>
+    internal void EnableRelay(Func<NodePublicKey, Endpoint> relayEndpointFor, PathTiming timing)
+    {
+        _relayEndpointFor = relayEndpointFor;
+        _pathTiming = timing;
+    }
+
     /// <summary>Raised (on the receive thread) for every authenticated transport message, with its plaintext length (0 = keepalive).</summary>
     internal event Action<WireGuardPeer, int>? TransportReceived;
 
@@ -97,9 +115,20 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             _allowedIps.Insert(address[..n], network.PrefixLength, peer);
         }
 
+        if (_relayEndpointFor is { } relay)
+        {
+            peer.EnablePaths(relay(config.PublicKey), _pathTiming, OnPathChanged);
+        }
+
         _peers[config.PublicKey] = peer;
         peer.Start();
         return peer;
+    }
+
+    private void OnPathChanged(WireGuardPeer peer, PeerPath path)
+    {
+        Log.PathChanged(_logger, peer.PublicKey, path, peer.Endpoint.ToString());
+        PathChanged?.Invoke(peer, path);
     }
 
     /// <summary>Removes a peer, its allowed IPs and its sessions.</summary>
@@ -204,6 +233,15 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             peer.OnAuthenticatedPacketTraversal();
             message.Endpoint = endpoint;
             Transport.Send(new ReadOnlySpan<PacketBuffer>(ref message));
+
+            // On the relay, the initiation also goes straight to the peer's known UDP endpoint: a
+            // response that comes back that way is a round trip, and the peer moves to direct.
+            if (peer.Paths?.ProbeEndpoint is { IsSet: true } direct && endpoint.IsRelay)
+            {
+                message.Endpoint = direct;
+                Transport.Send(new ReadOnlySpan<PacketBuffer>(ref message));
+            }
+
             Log.HandshakeInitiated(_logger, peer.PublicKey, isRetry);
         }
         finally
@@ -354,7 +392,13 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 return false;
         }
 
-        peer.SetEndpoint(datagram.Endpoint);
+        byte control = PathControl.KindOf(datagram.Span);
+        peer.OnAuthenticatedFrom(datagram.Endpoint, control switch
+        {
+            PathControl.Ping => PathEvidence.Ping,
+            PathControl.Pong => PathEvidence.Pong,
+            _ => PathEvidence.Transport,
+        });
         peer.AddRx(datagram.Length + WireGuardSpec.TransportMinSize);
         var (promoted, wantRekey) = peer.OnReceivedWith(keypair);
         peer.OnAuthenticatedPacketReceived();
@@ -366,12 +410,22 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             peer.FlushStaged();
         }
 
-        TransportReceived?.Invoke(peer, datagram.Length);
-
         if (wantRekey)
         {
             InitiateHandshake(peer, isRetry: false);
         }
+
+        if (control != 0)
+        {
+            if (control == PathControl.Ping)
+            {
+                peer.SendPathControl(PathControl.Pong, datagram.Endpoint);
+            }
+
+            return false;
+        }
+
+        TransportReceived?.Invoke(peer, datagram.Length);
 
         if (datagram.Length == 0)
         {
@@ -473,7 +527,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 peer.InstallResponderKeypair(keypair);
             }
 
-            peer.SetEndpoint(datagram.Endpoint);
+            peer.OnAuthenticatedFrom(datagram.Endpoint, PathEvidence.Initiation);
             peer.OnAuthenticatedPacketTraversal();
             response.Endpoint = datagram.Endpoint;
             Transport.Send(new ReadOnlySpan<PacketBuffer>(ref response));
@@ -528,7 +582,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             peer.InstallInitiatorKeypair(keypair);
         }
 
-        peer.SetEndpoint(datagram.Endpoint);
+        peer.OnAuthenticatedFrom(datagram.Endpoint, PathEvidence.Response);
         peer.OnHandshakeComplete();
         peer.OnAuthenticatedPacketReceived();
         Log.HandshakeComplete(_logger, peer.PublicKey);
