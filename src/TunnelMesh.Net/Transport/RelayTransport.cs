@@ -15,6 +15,9 @@ internal sealed class RelayTransportOptions
     /// <summary>The node's bearer token for the relay. Default none (the relay will refuse).</summary>
     public string? Token { get; set; }
 
+    /// <summary>Reads the current token at each (re)connect; wins over <see cref="Token"/> (a node in control mode gets a new token at each join).</summary>
+    public Func<string?>? TokenProvider { get; set; }
+
     /// <summary>Frames waiting for the WebSocket; more are dropped and counted.</summary>
     /// <remarks>Default 512.</remarks>
     public int SendQueueCapacity { get; set; } = 512;
@@ -62,7 +65,7 @@ internal sealed class RelayTransport : IDatagramTransport
     private const int FrameStart = UdpTransport.ReceiveOffset - KeyLength;
 
     private readonly Uri _url;
-    private readonly string? _token;
+    private readonly Func<string?> _token;
     private readonly PacketBufferPool _pool;
     private readonly TransportCounters _counters;
     private readonly TimeProvider _time;
@@ -84,7 +87,8 @@ internal sealed class RelayTransport : IDatagramTransport
         ArgumentNullException.ThrowIfNull(options);
         var url = options.Url ?? throw new ArgumentException("The relay URL is required.", nameof(options));
         _url = ToWebSocketUri(url);
-        _token = options.Token;
+        string? fixedToken = options.Token;
+        _token = options.TokenProvider ?? (() => fixedToken);
         _pool = options.Pool ?? PacketBufferPool.Shared;
         _counters = new TransportCounters(options.Drops);
         _time = options.Time ?? TimeProvider.System;
@@ -185,9 +189,9 @@ internal sealed class RelayTransport : IDatagramTransport
         while (!stop.IsCancellationRequested)
         {
             using var socket = new ClientWebSocket();
-            if (_token is not null)
+            if (_token() is { } token)
             {
-                socket.Options.SetRequestHeader("Authorization", "Bearer " + _token);
+                socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
             }
 
             socket.Options.KeepAliveInterval = TimeSpan.FromSeconds(15);

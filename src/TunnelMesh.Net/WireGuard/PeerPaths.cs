@@ -114,6 +114,21 @@ internal sealed class PeerPaths : IDisposable
         }
     }
 
+    /// <summary>
+    /// A new direct endpoint from configuration (the coordinator's map): probed from now on while the
+    /// peer is on the relay; ignored while a direct path works (roaming keeps that one current).
+    /// </summary>
+    public void OfferDirect(Endpoint endpoint)
+    {
+        lock (_gate)
+        {
+            if (_path == PeerPath.Relay || !_direct.IsSet)
+            {
+                _direct = endpoint;
+            }
+        }
+    }
+
     /// <summary>Where a copy of a handshake initiation should also go: the direct endpoint while on the relay.</summary>
     public Endpoint ProbeEndpoint
     {

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Stack;
@@ -25,6 +26,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     private readonly ConcurrentDictionary<uint, IndexEntry> _indices = new();
     private readonly AllowedIpsTable<WireGuardPeer> _allowedIps = new();
     private readonly Lock _handshakeGate = new();
+    private readonly Lock _configGate = new(); // serialises peer additions, changes and removals
     private readonly CookieChecker _cookieChecker;
     private readonly HandshakeRateLimiter _rateLimiter;
     private readonly Action<PacketBuffer> _inbound;
@@ -102,11 +104,91 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
     public WireGuardPeer? FindPeer(NodePublicKey key) => _peers.GetValueOrDefault(key);
 
-    /// <summary>Adds a peer (or replaces one with the same key) and its allowed IPs.</summary>
+    /// <summary>Adds a peer (or replaces one with the same key, dropping its sessions) and its allowed IPs.</summary>
     public WireGuardPeer AddPeer(PeerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        RemovePeer(config.PublicKey);
+        lock (_configGate)
+        {
+            RemovePeerLocked(config.PublicKey);
+            return AddPeerLocked(config);
+        }
+    }
+
+    /// <summary>
+    /// Adds the peer, or changes a running one in place: its allowed IPs are brought to the new set
+    /// (prefixes added first, then the ones no longer listed removed, so a kept prefix never stops
+    /// routing) and a new configured endpoint replaces the current one. Sessions, timers and
+    /// counters of a changed peer carry on; the preshared key and keepalive of a running peer stay.
+    /// </summary>
+    /// <returns>True when the peer was added, false when an existing one was changed.</returns>
+    public bool ConfigurePeer(PeerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        lock (_configGate)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return false;
+            }
+
+            if (!_peers.TryGetValue(config.PublicKey, out var peer))
+            {
+                AddPeerLocked(config);
+                return true;
+            }
+
+            Span<byte> address = stackalloc byte[16];
+            var wanted = new HashSet<(AddressFamily, UInt128, int)>();
+            foreach (var network in config.AllowedIps)
+            {
+                network.BaseAddress.TryWriteBytes(address, out int n);
+                _allowedIps.Insert(address[..n], network.PrefixLength, peer);
+                wanted.Add((network.BaseAddress.AddressFamily, PrefixKey(network.BaseAddress), network.PrefixLength));
+            }
+
+            foreach (var (bytes, prefixLength) in _allowedIps.EntriesFor(peer))
+            {
+                var entry = new IPAddress(bytes);
+                if (!wanted.Contains((entry.AddressFamily, PrefixKey(entry), prefixLength)))
+                {
+                    _allowedIps.Remove(bytes, prefixLength);
+                }
+            }
+
+            peer.Reconfigure(config);
+            return false;
+        }
+    }
+
+    /// <summary>Removes a peer, its allowed IPs and its sessions.</summary>
+    public bool RemovePeer(NodePublicKey key)
+    {
+        lock (_configGate)
+        {
+            return RemovePeerLocked(key);
+        }
+    }
+
+    /// <summary>The prefixes routed to the peer with this key (empty when there is none).</summary>
+    internal IReadOnlyList<IPNetwork> AllowedIpsOf(NodePublicKey key)
+    {
+        if (FindPeer(key) is not { } peer)
+        {
+            return [];
+        }
+
+        var result = new List<IPNetwork>();
+        foreach (var (bytes, prefixLength) in _allowedIps.EntriesFor(peer))
+        {
+            result.Add(new IPNetwork(new IPAddress(bytes), prefixLength));
+        }
+
+        return result;
+    }
+
+    private WireGuardPeer AddPeerLocked(PeerConfig config)
+    {
         var peer = new WireGuardPeer(this, config);
         Span<byte> address = stackalloc byte[16];
         foreach (var network in config.AllowedIps)
@@ -131,8 +213,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         PathChanged?.Invoke(peer, path);
     }
 
-    /// <summary>Removes a peer, its allowed IPs and its sessions.</summary>
-    public bool RemovePeer(NodePublicKey key)
+    private bool RemovePeerLocked(NodePublicKey key)
     {
         if (!_peers.TryRemove(key, out var peer))
         {
@@ -150,6 +231,14 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
 
         return true;
+    }
+
+    // An address as a number (IPv4 in the low 32 bits; the family is kept beside it).
+    private static UInt128 PrefixKey(IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out int n);
+        return n == 4 ? BinaryPrimitives.ReadUInt32BigEndian(bytes) : BinaryPrimitives.ReadUInt128BigEndian(bytes);
     }
 
     // ------------------------------------------------------------------ outgoing

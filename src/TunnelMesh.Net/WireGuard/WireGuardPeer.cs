@@ -28,6 +28,7 @@ internal sealed class WireGuardPeer
     private readonly ITimer _zeroKeyMaterialTimer;
     private readonly ITimer _persistentKeepaliveTimer;
 
+    private PeerConfig _config;
     private EndpointBox? _endpoint;
     private Keypair? _current;
     private Keypair? _previous;
@@ -50,7 +51,7 @@ internal sealed class WireGuardPeer
     internal WireGuardPeer(WireGuardDevice device, PeerConfig config)
     {
         _device = device;
-        Config = config;
+        _config = config;
         PublicKey = config.PublicKey;
         Handshake = new NoiseHandshake(device.Identity, config.PublicKey, config.PresharedKey);
         Cookies = new CookieGenerator(config.PublicKey, device.Time);
@@ -67,8 +68,8 @@ internal sealed class WireGuardPeer
         _persistentKeepaliveTimer = time.CreateTimer(static s => ((WireGuardPeer)s!).OnPersistentKeepalive(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>The peer's configuration as given.</summary>
-    public PeerConfig Config { get; }
+    /// <summary>The peer's configuration as given (replaced by <see cref="WireGuardDevice.ConfigurePeer"/>).</summary>
+    public PeerConfig Config => Volatile.Read(ref _config);
 
     /// <summary>The peer's static public key.</summary>
     public NodePublicKey PublicKey { get; }
@@ -143,6 +144,28 @@ internal sealed class WireGuardPeer
         if (box is null || box.Value != endpoint)
         {
             Volatile.Write(ref _endpoint, new EndpointBox(endpoint));
+        }
+    }
+
+    /// <summary>
+    /// Takes a new configuration for the same key (under the device's configuration gate). A new
+    /// configured endpoint replaces the current one; an unchanged one keeps what roaming learned.
+    /// Sessions, timers and counters carry on.
+    /// </summary>
+    internal void Reconfigure(PeerConfig config)
+    {
+        var old = Volatile.Read(ref _config);
+        Volatile.Write(ref _config, config);
+        if (config.Endpoint.IsSet && config.Endpoint != old.Endpoint)
+        {
+            if (Paths is { } paths)
+            {
+                paths.OfferDirect(config.Endpoint); // the path choice decides when to use it
+            }
+            else
+            {
+                SetEndpoint(config.Endpoint);
+            }
         }
     }
 
