@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TunnelMesh.Net.Server;
 using TunnelMesh.Net.Server.Api;
@@ -61,7 +62,9 @@ public static class MeshCoordinatorServiceCollectionExtensions
             return factory(services) ?? throw new InvalidOperationException("MeshCoordinatorOptions.StoreFactory returned null.");
         }
 
-        throw new InvalidOperationException(
-            "MeshCoordinatorOptions.StoreFactory: no store; the SQLite and PostgreSQL stores are not in this build yet, so set StoreFactory or register an IMeshStore.");
+        ILoggerFactory? logs = services.GetService<ILoggerFactory>();
+        return o.PostgresConnectionString is { } postgres
+            ? new PostgresMeshStore(postgres, logger: logs?.CreateLogger<PostgresMeshStore>())
+            : new SqliteMeshStore(o.SqlitePath, logs?.CreateLogger<SqliteMeshStore>());
     }
 }

@@ -53,10 +53,12 @@ public sealed class AdminTests
         Assert.False(after.Expired);
     }
 
-    [Fact]
-    public async Task Nodes_are_listed_renamed_expired_and_deleted_with_clear_errors()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task Nodes_are_listed_renamed_expired_and_deleted_with_clear_errors(string store)
     {
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync();
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(storeKind: store);
         CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
         JoinResponse a = await host.JoinAsync(key.Key, "a");
         JoinResponse b = await host.JoinAsync(key.Key, "b");

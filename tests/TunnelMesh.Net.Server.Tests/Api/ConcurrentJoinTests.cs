@@ -10,10 +10,12 @@ public sealed class ConcurrentJoinTests
     private const int Nodes = 500;
     private const int Watchers = 10;
 
-    [Fact]
-    public async Task Five_hundred_concurrent_joins_get_unique_addresses_and_every_map_stream_converges()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task Five_hundred_concurrent_joins_get_unique_addresses_and_every_map_stream_converges(string store)
     {
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync();
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(storeKind: store);
         CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
 
         // A few nodes join first and watch the rest arrive over their map streams.

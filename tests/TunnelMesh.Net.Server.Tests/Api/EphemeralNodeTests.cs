@@ -5,11 +5,13 @@ namespace TunnelMesh.Net.Server.Tests.Api;
 
 public sealed class EphemeralNodeTests
 {
-    [Fact]
-    public async Task An_ephemeral_node_is_removed_once_offline_longer_than_the_timeout_and_others_stay()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task An_ephemeral_node_is_removed_once_offline_longer_than_the_timeout_and_others_stay(string store)
     {
         var time = new ManualTimeProvider();
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync(o => o.EphemeralTimeout = TimeSpan.FromMinutes(10), time);
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(o => o.EphemeralTimeout = TimeSpan.FromMinutes(10), time, storeKind: store);
         CreatedAuthKey ephemeralKey = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true, Ephemeral: true));
         CreatedAuthKey plainKey = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
         JoinResponse eph = await host.JoinAsync(ephemeralKey.Key, "ci-runner");

@@ -8,10 +8,12 @@ namespace TunnelMesh.Net.Server.Tests.Api;
 
 public sealed class JoinTests
 {
-    [Fact]
-    public async Task Three_joins_with_one_reusable_key_get_distinct_addresses_and_names_and_see_each_other()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task Three_joins_with_one_reusable_key_get_distinct_addresses_and_names_and_see_each_other(string store)
     {
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync();
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(storeKind: store);
         CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true, Tags: ["tag:web"]));
         Assert.StartsWith($"tmkey-{key.Info.Id}-", key.Key, StringComparison.Ordinal);
 
@@ -42,10 +44,12 @@ public sealed class JoinTests
         }
     }
 
-    [Fact]
-    public async Task The_same_node_key_gets_its_address_back_by_auth_key_or_node_token_and_the_old_token_stops_working()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task The_same_node_key_gets_its_address_back_by_auth_key_or_node_token_and_the_old_token_stops_working(string store)
     {
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync();
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(storeKind: store);
         CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
         string nodeKey = CoordinatorHost.NewNodeKey();
         JoinResponse first = await host.JoinAsync(key.Key, "laptop", nodeKey);
@@ -71,11 +75,13 @@ public sealed class JoinTests
         await CoordinatorHost.ProblemAsync(other, HttpStatusCode.Unauthorized);
     }
 
-    [Fact]
-    public async Task Revoked_expired_used_unknown_and_malformed_keys_are_refused_with_the_reason()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task Revoked_expired_used_unknown_and_malformed_keys_are_refused_with_the_reason(string store)
     {
         var time = new ManualTimeProvider();
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync(time: time);
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(time: time, storeKind: store);
 
         CreatedAuthKey revoked = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
         Assert.Equal(HttpStatusCode.NoContent, (await host.Admin.DeleteAsync($"/api/v1/authkeys/{revoked.Info.Id}")).StatusCode);

@@ -9,10 +9,12 @@ namespace TunnelMesh.Net.Server.Tests.Api;
 
 public sealed class MapStreamTests
 {
-    [Fact]
-    public async Task Deltas_arrive_after_a_join_a_rename_a_delete_and_an_expiry()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task Deltas_arrive_after_a_join_a_rename_a_delete_and_an_expiry(string store)
     {
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync();
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(storeKind: store);
         CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
         JoinResponse a = await host.JoinAsync(key.Key, "a");
         await using MapStream map = await host.OpenMapAsync(a.NodeToken);
@@ -60,10 +62,12 @@ public sealed class MapStreamTests
         Assert.False((await host.Store.GetNodeAsync(b.Self.Id))!.Online);
     }
 
-    [Fact]
-    public async Task A_deleted_or_expired_node_has_its_stream_closed_and_cannot_open_another()
+    [Theory]
+    [InlineData("memory")]
+    [InlineData("sqlite")]
+    public async Task A_deleted_or_expired_node_has_its_stream_closed_and_cannot_open_another(string store)
     {
-        await using CoordinatorHost host = await CoordinatorHost.StartAsync();
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync(storeKind: store);
         CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
         JoinResponse a = await host.JoinAsync(key.Key, "a");
         JoinResponse b = await host.JoinAsync(key.Key, "b");

@@ -28,9 +28,12 @@ public sealed class CoordinatorHost : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private CoordinatorHost(WebApplication app, IMeshStore store, CapturingLoggerProvider logs)
+    private readonly string? _sqlitePath;
+
+    private CoordinatorHost(WebApplication app, IMeshStore store, CapturingLoggerProvider logs, string? sqlitePath)
     {
         _app = app;
+        _sqlitePath = sqlitePath;
         Store = store;
         Logs = logs;
         Server = app.GetTestServer();
@@ -51,8 +54,27 @@ public sealed class CoordinatorHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<CoordinatorHost> StartAsync(Action<MeshCoordinatorOptions>? configure = null, TimeProvider? time = null, IMeshStore? store = null)
+    /// <summary>A temporary SQLite file path, unique to the caller (deleted by <see cref="DeleteSqlite"/>).</summary>
+    public static string TempSqlitePath() => Path.Combine(Path.GetTempPath(), $"tm-api-{Guid.NewGuid():N}.db");
+
+    public static void DeleteSqlite(string path)
     {
+        foreach (string p in new[] { path, path + "-wal", path + "-shm", path + "-journal" })
+        {
+            File.Delete(p);
+        }
+    }
+
+    /// <summary>Starts a coordinator on <paramref name="store"/>, or a new store of <paramref name="storeKind"/> ("memory" or "sqlite", a temporary file).</summary>
+    public static async Task<CoordinatorHost> StartAsync(Action<MeshCoordinatorOptions>? configure = null, TimeProvider? time = null, IMeshStore? store = null, string storeKind = "memory")
+    {
+        string? sqlitePath = null;
+        if (store is null && storeKind == "sqlite")
+        {
+            sqlitePath = TempSqlitePath();
+            store = new SqliteMeshStore(sqlitePath);
+        }
+
         store ??= new MemoryMeshStore();
         var logs = new CapturingLoggerProvider();
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
@@ -86,7 +108,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
         });
         app.MapMeshCoordinator();
         await app.StartAsync();
-        return new CoordinatorHost(app, store, logs);
+        return new CoordinatorHost(app, store, logs, sqlitePath);
     }
 
     public async ValueTask DisposeAsync()
@@ -95,6 +117,11 @@ public sealed class CoordinatorHost : IAsyncDisposable
         Admin.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
+        if (_sqlitePath is not null)
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            DeleteSqlite(_sqlitePath);
+        }
     }
 
     public static string NewNodeKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
