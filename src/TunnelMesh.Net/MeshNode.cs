@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using TunnelMesh.Net.Dns;
 using TunnelMesh.Net.Stack;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.WireGuard;
@@ -40,6 +41,7 @@ public sealed class MeshNode : IAsyncDisposable
     private IDatagramTransport? _transport;
     private WireGuardDevice? _device;
     private NetStack? _stack;
+    private MeshDnsServer? _dns;
     private Meter? _meter;
     private IPAddress? _address;
     private int _state; // 0 new, 1 running, 2 disposed
@@ -86,6 +88,12 @@ public sealed class MeshNode : IAsyncDisposable
 
     internal DropCounters Drops => _drops;
 
+    /// <summary>The mesh's names as this node knows them (filled from the coordinator's peer map); the DNS server answers from it.</summary>
+    internal MeshNameTable Names { get; } = new();
+
+    /// <summary>The DNS server on the node's mesh address (when <see cref="MeshNodeOptions.EnableDns"/> and started).</summary>
+    internal MeshDnsServer? DnsServer => _dns;
+
     /// <summary>
     /// Validates the options, binds the UDP socket and starts the node. Peers with an endpoint are
     /// contacted when there is something to send (or right away with a persistent keepalive).
@@ -123,12 +131,19 @@ public sealed class MeshNode : IAsyncDisposable
                 }
 
                 transport.Start(device);
+                await StartDnsAsync(stack).ConfigureAwait(false);
                 _meter = CreateMeter();
                 Volatile.Write(ref _state, 1);
                 MeshNodeLog.Started(logger, PublicKey, config.Ipv4Address, transport.LocalPort, config.Peers.Count);
             }
             catch
             {
+                if (_dns is not null)
+                {
+                    await _dns.DisposeAsync().ConfigureAwait(false);
+                    _dns = null;
+                }
+
                 await transport.DisposeAsync().ConfigureAwait(false);
                 _device?.Shutdown();
                 _device = null;
@@ -265,6 +280,11 @@ public sealed class MeshNode : IAsyncDisposable
             }
 
             Volatile.Write(ref _state, 2);
+            if (_dns is not null)
+            {
+                await _dns.DisposeAsync().ConfigureAwait(false);
+            }
+
             _device?.Shutdown();
             if (_transport is not null)
             {
@@ -282,6 +302,23 @@ public sealed class MeshNode : IAsyncDisposable
         {
             _lifecycle.Release();
         }
+    }
+
+    private async Task StartDnsAsync(NetStack stack)
+    {
+        if (!_options.EnableDns)
+        {
+            return;
+        }
+
+        if (_options.DnsUpstream is { Port: 0 })
+        {
+            throw new MeshConfigurationException(nameof(MeshNodeOptions.DnsUpstream), "The upstream DNS server needs a port (usually 53).");
+        }
+
+        var dns = new MeshDnsServer(stack, Names, new MeshDnsServerOptions { Upstream = _options.DnsUpstream }, _drops, _loggerFactory.CreateLogger<MeshDnsServer>());
+        await dns.StartAsync().ConfigureAwait(false);
+        _dns = dns;
     }
 
     private Meter CreateMeter()
