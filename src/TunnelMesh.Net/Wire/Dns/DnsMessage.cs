@@ -346,7 +346,7 @@ internal sealed class DnsMessage
             }
         }
 
-        /// <summary>Writes a name, replacing its longest suffix already written (compared case-insensitively) with a pointer.</summary>
+        /// <summary>Writes a name, replacing its longest suffix already written (same bytes, same case) with a pointer.</summary>
         public void WriteName(string name)
         {
             if (!DnsName.TryGetLabels(name, out var labels))
@@ -354,7 +354,7 @@ internal sealed class DnsMessage
                 throw new ArgumentException($"'{name}' is not a valid DNS name.", nameof(name));
             }
 
-            _suffixes ??= new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+            _suffixes ??= new Dictionary<string, int>(StringComparer.Ordinal);
             for (int i = 0; i < labels.Count; i++)
             {
                 string suffix = SuffixKey(labels, i);
