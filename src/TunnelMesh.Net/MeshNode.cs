@@ -42,6 +42,7 @@ public sealed class MeshNode : IAsyncDisposable
     private WireGuardDevice? _device;
     private NetStack? _stack;
     private MeshDnsServer? _dns;
+    private StunClient? _stun;
     private Meter? _meter;
     private IPAddress? _address;
     private int _state; // 0 new, 1 running, 2 disposed
@@ -91,6 +92,20 @@ public sealed class MeshNode : IAsyncDisposable
     /// <summary>The mesh's names as this node knows them (filled from the coordinator's peer map); the DNS server answers from it.</summary>
     internal MeshNameTable Names { get; } = new();
 
+    /// <summary>The reflexive endpoint of the node's WireGuard socket, as a STUN server last reported it (for the coordinator client to report); null until learned.</summary>
+    internal IPEndPoint? ReflexiveEndpoint => _stun?.ReflexiveEndpoint;
+
+    /// <summary>The STUN client on the node's WireGuard socket (after start).</summary>
+    internal StunClient Stun => _stun ?? throw NotStarted();
+
+    /// <summary>Asks <paramref name="stunServer"/> for the WireGuard socket's reflexive endpoint (3 attempts, 1 s apart) and remembers it in <see cref="ReflexiveEndpoint"/>.</summary>
+    /// <exception cref="TimeoutException">The server did not answer.</exception>
+    internal Task<IPEndPoint> DiscoverReflexiveEndpointAsync(IPEndPoint stunServer, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        return Stun.QueryAsync(stunServer, TimeSpan.FromSeconds(1), 3, cancellationToken);
+    }
+
     /// <summary>The DNS server on the node's mesh address (when <see cref="MeshNodeOptions.EnableDns"/> and started).</summary>
     internal MeshDnsServer? DnsServer => _dns;
 
@@ -124,6 +139,8 @@ public sealed class MeshNode : IAsyncDisposable
                 var stack = new NetStack(new NetStackOptions { Address = address, Mtu = config.Mtu }, device, _pool, _drops, _time, _loggerFactory.CreateLogger<NetStack>());
                 _stack = stack;
                 _device = device;
+                _stun = new StunClient(transport, _pool, _drops, _time);
+                device.Stun = _stun;
                 _transport = transport;
                 foreach (var peer in config.Peers)
                 {
