@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TunnelMesh.Net.Control;
+
 using TunnelMesh.Net.Dns;
 using TunnelMesh.Net.Stack;
 using TunnelMesh.Net.Transport;
@@ -43,6 +44,8 @@ public sealed class MeshNode : IAsyncDisposable
     private RelayTransport? _relay;
     private WireGuardDevice? _device;
     private NetStack? _stack;
+    private MeshDnsServer? _dns;
+    private StunClient? _stun;
     private Meter? _meter;
     private readonly MeshNameTable _names = new();
     private IPAddress? _address;
@@ -98,6 +101,24 @@ public sealed class MeshNode : IAsyncDisposable
 
     /// <summary>The path packets to <paramref name="peer"/> take now (Direct or Relay); null for an unknown peer.</summary>
     internal PeerPath? GetPeerPath(NodePublicKey peer) => _device?.FindPeer(peer)?.CurrentPath;
+
+
+    /// <summary>The reflexive endpoint of the node's WireGuard socket, as a STUN server last reported it (for the coordinator client to report); null until learned.</summary>
+    internal IPEndPoint? ReflexiveEndpoint => _stun?.ReflexiveEndpoint;
+
+    /// <summary>The STUN client on the node's WireGuard socket (after start).</summary>
+    internal StunClient Stun => _stun ?? throw NotStarted();
+
+    /// <summary>Asks <paramref name="stunServer"/> for the WireGuard socket's reflexive endpoint (3 attempts, 1 s apart) and remembers it in <see cref="ReflexiveEndpoint"/>.</summary>
+    /// <exception cref="TimeoutException">The server did not answer.</exception>
+    internal Task<IPEndPoint> DiscoverReflexiveEndpointAsync(IPEndPoint stunServer, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        return Stun.QueryAsync(stunServer, TimeSpan.FromSeconds(1), 3, cancellationToken);
+    }
+
+    /// <summary>The DNS server on the node's mesh address (when <see cref="MeshNodeOptions.EnableDns"/> and started).</summary>
+    internal MeshDnsServer? DnsServer => _dns;
 
     /// <summary>
     /// Validates the options, binds the UDP socket and starts the node. Peers with an endpoint are
@@ -165,6 +186,8 @@ public sealed class MeshNode : IAsyncDisposable
                 var stack = new NetStack(new NetStackOptions { Address = stackAddress, Mtu = config.Mtu }, device, _pool, _drops, _time, _loggerFactory.CreateLogger<NetStack>());
                 _stack = stack;
                 _device = device;
+                _stun = new StunClient(transport, _pool, _drops, _time);
+                device.Stun = _stun;
                 _transport = transport;
                 _relay = relay;
                 if (relay is not null)
@@ -180,6 +203,7 @@ public sealed class MeshNode : IAsyncDisposable
                 controlPlane?.Attach(device);
                 device.HandshakeCompleted += OnHandshakeCompleted;
                 transport.Start(device);
+                await StartDnsAsync(stack).ConfigureAwait(false);
                 _meter = CreateMeter();
                 _control = controlPlane;
                 Volatile.Write(ref _state, 1);
@@ -194,6 +218,13 @@ public sealed class MeshNode : IAsyncDisposable
                 }
 
                 _control = null;
+
+                if (_dns is not null)
+                {
+                    await _dns.DisposeAsync().ConfigureAwait(false);
+                    _dns = null;
+                }
+
                 await transport.DisposeAsync().ConfigureAwait(false);
                 _device?.Shutdown();
                 _device = null;
@@ -489,6 +520,11 @@ public sealed class MeshNode : IAsyncDisposable
                 await _control.DisposeAsync().ConfigureAwait(false);
             }
 
+            if (_dns is not null)
+            {
+                await _dns.DisposeAsync().ConfigureAwait(false);
+            }
+
             _device?.Shutdown();
             if (_transport is not null)
             {
@@ -530,6 +566,23 @@ public sealed class MeshNode : IAsyncDisposable
         return new RelayTransport(
             new RelayTransportOptions { Url = new Uri(controlUrl.AbsoluteUri.TrimEnd('/') + "/api/v1/relay"), TokenProvider = () => control.Token, Pool = _pool, Drops = _drops, Time = _time },
             _loggerFactory.CreateLogger<RelayTransport>());
+    }
+
+    private async Task StartDnsAsync(NetStack stack)
+    {
+        if (!_options.EnableDns)
+        {
+            return;
+        }
+
+        if (_options.DnsUpstream is { Port: 0 })
+        {
+            throw new MeshConfigurationException($"{nameof(MeshNodeOptions)}.{nameof(MeshNodeOptions.DnsUpstream)}", "The upstream DNS server needs a port (usually 53).");
+        }
+
+        var dns = new MeshDnsServer(stack, Names, new MeshDnsServerOptions { Upstream = _options.DnsUpstream }, _drops, _loggerFactory.CreateLogger<MeshDnsServer>());
+        await dns.StartAsync().ConfigureAwait(false);
+        _dns = dns;
     }
 
     private Meter CreateMeter()

@@ -91,6 +91,18 @@ public sealed class MeshNodeOptions
     /// <summary>Timing of the direct/relay path choice (tests shorten it).</summary>
     internal WireGuard.PathTiming PathTiming { get; set; } = WireGuard.PathTiming.Default;
 
+    /// <summary>Whether the node answers DNS for the mesh's names on its mesh address, UDP and TCP port 53.</summary>
+    /// <remarks>
+    /// Default true. Mesh names (<c>name.tunnelmesh</c>) get A and AAAA records, mesh addresses PTR
+    /// records, all with a TTL of 60 s; other names are refused unless <see cref="DnsUpstream"/> is set.
+    /// Port 53 of the node is then taken; set false to bind it yourself.
+    /// </remarks>
+    public bool EnableDns { get; set; } = true;
+
+    /// <summary>A DNS server (reachable from this host's own network) that names outside the mesh are forwarded to.</summary>
+    /// <remarks>Default none: such queries are answered REFUSED. Forwarded over UDP, 2 s per attempt, 2 attempts, then SERVFAIL.</remarks>
+    public IPEndPoint? DnsUpstream { get; set; }
+
     /// <summary>Reads options from a wg-quick configuration (the text of a <c>wg0.conf</c>).</summary>
     /// <exception cref="MeshConfigurationException">A line is not valid; the message gives its number.</exception>
     public static MeshNodeOptions FromWgQuick(string text) => WgQuickConfig.Parse(text);

@@ -73,6 +73,13 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
     internal TimeProvider Time { get; }
 
+    /// <summary>
+    /// Takes received datagrams that are no WireGuard message (STUN answers to the node's binding
+    /// requests share the socket). Consulted only after the message type matched none of 1–4, so
+    /// WireGuard traffic never reaches it.
+    /// </summary>
+    internal StunClient? Stun { get; set; }
+
     /// <summary>Handshake initiations and responses sent and received, for statistics.</summary>
     internal long HandshakeMessagesReceived;
 
@@ -432,6 +439,11 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 HandleCookieReply(datagram);
                 return false;
             default:
+                if (Stun is { } stun && stun.TryAccept(span, datagram.Endpoint))
+                {
+                    return false;
+                }
+
                 Drops.Increment(DropReason.UnknownMessageType);
                 return false;
         }
