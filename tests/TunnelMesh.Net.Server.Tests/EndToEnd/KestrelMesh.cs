@@ -31,6 +31,7 @@ internal sealed class KestrelMesh : IAsyncDisposable
     private readonly Action<MeshCoordinatorOptions>? _configure;
     private readonly TimeProvider? _time;
     private readonly List<MeshNode> _nodes = [];
+    private readonly List<(string Name, NodeLog Logs)> _logs = [];
     private WebApplication? _app;
     private int _port;
 
@@ -176,7 +177,15 @@ internal sealed class KestrelMesh : IAsyncDisposable
     /// <summary>A node that is not started yet, disposed with the mesh.</summary>
     public MeshNode CreateNode(MeshNodeOptions options, Func<MeshNodeOptions, PacketBufferPool, DropCounters, IDatagramTransport>? transport = null)
     {
-        var node = new MeshNode(options, null, null, transport);
+        ILoggerFactory? logs = null;
+        if (Environment.GetEnvironmentVariable("TM_E2E_LOG") is { } dir)
+        {
+            var collector = new NodeLog();
+            _logs.Add((options.Hostname + "-" + _logs.Count, collector));
+            logs = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(collector));
+        }
+
+        var node = new MeshNode(options, logs, null, transport);
         _nodes.Add(node);
         return node;
     }
@@ -206,6 +215,14 @@ internal sealed class KestrelMesh : IAsyncDisposable
         }
 
         Admin?.Dispose();
+        if (Environment.GetEnvironmentVariable("TM_E2E_LOG") is { } dir)
+        {
+            foreach ((string name, NodeLog logs) in _logs)
+            {
+                File.WriteAllLines(Path.Combine(dir, name + ".log"), logs.Lines);
+            }
+        }
+
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         Root.Delete(recursive: true);
     }
@@ -236,13 +253,26 @@ internal sealed class KestrelMesh : IAsyncDisposable
 
     /// <summary>
     /// Dials <paramref name="name"/> from <paramref name="from"/> on <paramref name="listener"/>'s port, sends a line,
-    /// checks that the listener's side got it, echoes it back and checks the echo.
+    /// checks that the listener's side got it, echoes it back and checks the echo. With <paramref name="dialAttempts"/>
+    /// above 1, a dial that times out is tried again (up to that many dials, within <paramref name="deadline"/>).
     /// </summary>
-    public static async Task EchoAsync(MeshNode from, string name, MeshTcpListener listener)
+    public static async Task EchoAsync(MeshNode from, string name, MeshTcpListener listener, int dialAttempts = 1, TimeSpan? deadline = null)
     {
-        using var cts = new CancellationTokenSource(Deadline);
+        using var cts = new CancellationTokenSource(deadline ?? Deadline);
         Task<MeshTcpStream> accepting = listener.AcceptAsync(cts.Token).AsTask();
-        MeshTcpStream client = await from.DialAsync(name, listener.LocalEndPoint.Port, cts.Token);
+        MeshTcpStream client;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                client = await from.DialAsync(name, listener.LocalEndPoint.Port, cts.Token);
+                break;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.TimedOut && attempt < dialAttempts)
+            {
+            }
+        }
+
         await using (client)
         await using (MeshTcpStream server = await accepting)
         {
@@ -255,6 +285,44 @@ internal sealed class KestrelMesh : IAsyncDisposable
             byte[] back = new byte[hello.Length];
             await client.ReadExactlyAsync(back, cts.Token);
             Assert.Equal(hello, back);
+        }
+    }
+
+    /// <summary>A node's log lines with times, written to $TM_E2E_LOG/&lt;host&gt;-&lt;n&gt;.log when the mesh is disposed (debugging aid).</summary>
+    private sealed class NodeLog : ILoggerProvider
+    {
+        private readonly List<string> _lines = [];
+
+        public IReadOnlyList<string> Lines
+        {
+            get
+            {
+                lock (_lines)
+                {
+                    return _lines.ToList();
+                }
+            }
+        }
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(NodeLog owner, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                lock (owner._lines)
+                {
+                    owner._lines.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {category}: {formatter(state, exception)} {exception}");
+                }
+            }
         }
     }
 }
