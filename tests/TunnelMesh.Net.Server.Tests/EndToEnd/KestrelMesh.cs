@@ -13,6 +13,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Tests.Support;
+using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.WireGuard;
 
@@ -286,6 +287,18 @@ internal sealed class KestrelMesh : IAsyncDisposable
             await client.ReadExactlyAsync(back, cts.Token);
             Assert.Equal(hello, back);
         }
+    }
+
+    /// <summary>Sends <paramref name="size"/> seeded bytes from <paramref name="from"/> to <paramref name="name"/> on the listener's port and checks both sides' SHA-256.</summary>
+    public static async Task TransferAsync(MeshNode from, string name, MeshTcpListener listener, long size, int seed)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        Task<MeshTcpStream> accepting = listener.AcceptAsync(cts.Token).AsTask();
+        await using MeshTcpStream client = await from.DialAsync(name, listener.LocalEndPoint.Port, cts.Token);
+        await using MeshTcpStream server = await accepting;
+        Task<TcpTransfer.Outcome> receiving = TcpTransfer.ReceiveAsync(server, size, cts.Token);
+        TcpTransfer.Outcome sent = await TcpTransfer.SendAsync(client, size, seed, cancellationToken: cts.Token);
+        TcpTransfer.AssertSame(sent, await receiving, $"transfer {seed} to {name}");
     }
 
     /// <summary>A node's log lines with times, written to $TM_E2E_LOG/&lt;host&gt;-&lt;n&gt;.log when the mesh is disposed (debugging aid).</summary>
