@@ -115,17 +115,34 @@ internal sealed class PeerPaths : IDisposable
     }
 
     /// <summary>
-    /// A new direct endpoint from configuration (the coordinator's map): probed from now on while the
-    /// peer is on the relay; ignored while a direct path works (roaming keeps that one current).
+    /// A new direct endpoint from configuration (the coordinator's map): probed from now on. While a
+    /// direct path is in use, the peer goes back to the relay first: it published another endpoint
+    /// (it restarted on another port, or moved), so the one in use may be dead, and the relay always
+    /// reaches it; a round trip to the new endpoint moves it to direct again.
     /// </summary>
     public void OfferDirect(Endpoint endpoint)
     {
+        bool fellBack = false;
         lock (_gate)
         {
-            if (_path == PeerPath.Relay || !_direct.IsSet)
+            if (_disposed || endpoint == _direct)
             {
-                _direct = endpoint;
+                return;
             }
+
+            _direct = endpoint;
+            if (_path == PeerPath.Direct)
+            {
+                _path = PeerPath.Relay;
+                _silentSince = long.MinValue;
+                fellBack = true;
+            }
+        }
+
+        if (fellBack)
+        {
+            _peer.SetEndpoint(Relay);
+            _changed(_peer, PeerPath.Relay);
         }
     }
 
