@@ -23,6 +23,9 @@ namespace TunnelMesh.Net.WireGuard;
 internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 {
     private readonly ConcurrentDictionary<NodePublicKey, WireGuardPeer> _peers = new();
+
+    /// <summary>The peers by their relay path (when the node has a relay): the relay authenticates who sent a message.</summary>
+    private readonly ConcurrentDictionary<Endpoint, WireGuardPeer> _relayPeers = new();
     private readonly ConcurrentDictionary<uint, IndexEntry> _indices = new();
     private readonly AllowedIpsTable<WireGuardPeer> _allowedIps = new();
     private readonly Lock _handshakeGate = new();
@@ -206,7 +209,9 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
         if (_relayEndpointFor is { } relay)
         {
-            peer.EnablePaths(relay(config.PublicKey), _pathTiming, OnPathChanged);
+            var relayEndpoint = relay(config.PublicKey);
+            peer.EnablePaths(relayEndpoint, _pathTiming, OnPathChanged);
+            _relayPeers[relayEndpoint] = peer;
         }
 
         _peers[config.PublicKey] = peer;
@@ -228,6 +233,11 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
 
         _allowedIps.RemoveAll(peer);
+        if (peer.Paths is { } paths)
+        {
+            _relayPeers.TryRemove(new KeyValuePair<Endpoint, WireGuardPeer>(paths.Relay, peer));
+        }
+
         peer.Dispose();
         foreach (var (index, entry) in _indices)
         {
@@ -455,6 +465,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         if (!_indices.TryGetValue(receiver, out var entry) || entry.Keypair is not { } keypair)
         {
             Drops.Increment(DropReason.UnknownReceiverIndex);
+            RenewStaleSession(datagram.Endpoint);
             return false;
         }
 
@@ -549,6 +560,20 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
         _inbound(datagram);
         return true;
+    }
+
+    /// <summary>
+    /// A transport message for a session this device does not have, from a peer known by its relay path
+    /// (the relay authenticated the sender's key): the peer still uses a session from before this node
+    /// restarted. A handshake initiation (at most one per REKEY_TIMEOUT) renews it now; otherwise the peer
+    /// would notice only after its new-handshake timer (15 s of sending without an answer).
+    /// </summary>
+    private void RenewStaleSession(Endpoint source)
+    {
+        if (source.IsRelay && _relayPeers.TryGetValue(source, out var peer))
+        {
+            InitiateHandshake(peer, isRetry: false);
+        }
     }
 
     private void HandleInitiation(PacketBuffer datagram)
