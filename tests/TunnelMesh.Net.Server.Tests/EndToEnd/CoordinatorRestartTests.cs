@@ -20,6 +20,7 @@ public sealed class CoordinatorRestartTests
         // Data flows between nodes without the coordinator only on the direct path. A peer leaves the relay once
         // a session exists and a probe succeeds, so talk first, then wait until both use the direct path.
         await using MeshTcpListener listener = await b.ListenAsync(7200);
+        await KestrelMesh.PeerAsync(a, "bravo");
         await KestrelMesh.EchoAsync(a, "bravo", listener);
         await KestrelMesh.UntilAsync(
             () => a.GetStatus().FindPeer("bravo")?.Path == MeshPeerPath.Direct && b.GetStatus().FindPeer("alpha")?.Path == MeshPeerPath.Direct,

@@ -254,26 +254,13 @@ internal sealed class KestrelMesh : IAsyncDisposable
 
     /// <summary>
     /// Dials <paramref name="name"/> from <paramref name="from"/> on <paramref name="listener"/>'s port, sends a line,
-    /// checks that the listener's side got it, echoes it back and checks the echo. With <paramref name="dialAttempts"/>
-    /// above 1, a dial that times out is tried again (up to that many dials, within <paramref name="deadline"/>).
+    /// checks that the listener's side got it, echoes it back and checks the echo.
     /// </summary>
-    public static async Task EchoAsync(MeshNode from, string name, MeshTcpListener listener, int dialAttempts = 1, TimeSpan? deadline = null)
+    public static async Task EchoAsync(MeshNode from, string name, MeshTcpListener listener)
     {
-        using var cts = new CancellationTokenSource(deadline ?? Deadline);
+        using var cts = new CancellationTokenSource(Deadline);
         Task<MeshTcpStream> accepting = listener.AcceptAsync(cts.Token).AsTask();
-        MeshTcpStream client;
-        for (int attempt = 1; ; attempt++)
-        {
-            try
-            {
-                client = await from.DialAsync(name, listener.LocalEndPoint.Port, cts.Token);
-                break;
-            }
-            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.TimedOut && attempt < dialAttempts)
-            {
-            }
-        }
-
+        MeshTcpStream client = await from.DialAsync(name, listener.LocalEndPoint.Port, cts.Token);
         await using (client)
         await using (MeshTcpStream server = await accepting)
         {
