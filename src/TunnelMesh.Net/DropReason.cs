@@ -86,4 +86,10 @@ public enum DropReason
 
     /// <summary>Out-of-order TCP data that would have needed more reassembly ranges than the connection keeps.</summary>
     TcpReassemblyFull,
+
+    /// <summary>A DNS message the node's DNS server did not answer: shorter than a header, a response rather than a query, or beyond the server's limits (forwards, TCP connections).</summary>
+    DnsDropped,
+
+    /// <summary>A STUN message on the WireGuard socket that is not the answer to a binding request in flight (late, duplicate, malformed or unasked).</summary>
+    StunUnmatched,
 }

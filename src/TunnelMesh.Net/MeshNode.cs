@@ -4,6 +4,9 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using TunnelMesh.Net.Control;
+
+using TunnelMesh.Net.Dns;
 using TunnelMesh.Net.Stack;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.WireGuard;
@@ -38,10 +41,19 @@ public sealed class MeshNode : IAsyncDisposable
     private readonly PacketBufferPool _pool = new();
     private readonly SemaphoreSlim _lifecycle = new(1, 1);
     private IDatagramTransport? _transport;
+    private RelayTransport? _relay;
     private WireGuardDevice? _device;
     private NetStack? _stack;
+    private MeshDnsServer? _dns;
+    private StunClient? _stun;
     private Meter? _meter;
+    private readonly MeshNameTable _names = new();
     private IPAddress? _address;
+    private NodePrivateKey? _privateKey;
+    private MeshControlPlane? _control;
+    private int _statusPending;
+    private readonly CancellationTokenSource _background = new();
+    private Task? _stunLoop;
     private int _state; // 0 new, 1 running, 2 disposed
 
     /// <summary>Creates a node; nothing happens until <see cref="StartAsync"/>.</summary>
@@ -67,9 +79,9 @@ public sealed class MeshNode : IAsyncDisposable
     }
 
     /// <summary>The node's public key (its identity in the mesh).</summary>
-    /// <exception cref="InvalidOperationException">No private key was configured.</exception>
-    public NodePublicKey PublicKey => _options.PrivateKey?.PublicKey
-        ?? throw new InvalidOperationException($"{nameof(MeshNodeOptions)}.{nameof(MeshNodeOptions.PrivateKey)} is not set.");
+    /// <exception cref="InvalidOperationException">No private key was configured (in control mode: the node has not started yet).</exception>
+    public NodePublicKey PublicKey => _privateKey?.PublicKey ?? _options.PrivateKey?.PublicKey
+        ?? throw new InvalidOperationException($"{nameof(MeshNodeOptions)}.{nameof(MeshNodeOptions.PrivateKey)} is not set (a node in control mode has its key after StartAsync).");
 
     /// <summary>The node's IPv4 address in the mesh (after start).</summary>
     public IPAddress Address => _address ?? throw NotStarted();
@@ -86,11 +98,43 @@ public sealed class MeshNode : IAsyncDisposable
 
     internal DropCounters Drops => _drops;
 
+    /// <summary>The relay transport, when <see cref="MeshNodeOptions.RelayUrl"/> is set (after start).</summary>
+    internal RelayTransport? Relay => _relay;
+
+    /// <summary>The path packets to <paramref name="peer"/> take now (Direct or Relay); null for an unknown peer.</summary>
+    internal PeerPath? GetPeerPath(NodePublicKey peer) => _device?.FindPeer(peer)?.CurrentPath;
+
+
+    /// <summary>The reflexive endpoint of the node's WireGuard socket, as a STUN server last reported it (for the coordinator client to report); null until learned.</summary>
+    internal IPEndPoint? ReflexiveEndpoint => _stun?.ReflexiveEndpoint;
+
+    /// <summary>The STUN client on the node's WireGuard socket (after start).</summary>
+    internal StunClient Stun => _stun ?? throw NotStarted();
+
+    /// <summary>Asks <paramref name="stunServer"/> for the WireGuard socket's reflexive endpoint (3 attempts, 1 s apart) and remembers it in <see cref="ReflexiveEndpoint"/>.</summary>
+    /// <exception cref="TimeoutException">The server did not answer.</exception>
+    internal Task<IPEndPoint> DiscoverReflexiveEndpointAsync(IPEndPoint stunServer, CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        return Stun.QueryAsync(stunServer, TimeSpan.FromSeconds(1), 3, cancellationToken);
+    }
+
+    /// <summary>The DNS server on the node's mesh address (when <see cref="MeshNodeOptions.EnableDns"/> and started).</summary>
+    internal MeshDnsServer? DnsServer => _dns;
+
     /// <summary>
     /// Validates the options, binds the UDP socket and starts the node. Peers with an endpoint are
     /// contacted when there is something to send (or right away with a persistent keepalive).
     /// </summary>
+    /// <remarks>
+    /// In control mode (<see cref="MeshNodeOptions.ControlUrl"/> set) the node first loads or creates
+    /// its key in the state directory and joins the coordinator (with the saved node token, else the
+    /// auth key), takes its address from the answer and applies the peer map; a background loop then
+    /// keeps the map current. When the coordinator cannot be reached but the state directory holds an
+    /// earlier join, the node starts from that (same key, address and peers) and joins in the background.
+    /// </remarks>
     /// <exception cref="MeshConfigurationException">An option is invalid; the exception names it.</exception>
+    /// <exception cref="MeshControlException">The coordinator refused the join (the exception carries its reason), or could not be reached and no earlier join is saved.</exception>
     /// <exception cref="SocketException">The UDP port could not be bound.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
@@ -105,35 +149,94 @@ public sealed class MeshNode : IAsyncDisposable
 
             var config = await MeshNodeConfigValidator.ValidateAsync(_options, cancellationToken).ConfigureAwait(false);
             var logger = _loggerFactory.CreateLogger<MeshNode>();
+            NodeStateStore? store = null;
+            var privateKey = config.PrivateKey;
+            if (config.Control is { } control)
+            {
+                store = new NodeStateStore(control.StateDirectory);
+                privateKey = LoadOrCreateKey(store, privateKey);
+            }
+
+            _privateKey = privateKey!;
             var transport = _transportFactory is not null
                 ? _transportFactory(_options, _pool, _drops)
                 : new UdpTransport(new UdpTransportOptions { BindAddress = _options.ListenAddress, Port = _options.ListenPort, Pool = _pool, Drops = _drops });
+            MeshControlPlane? controlPlane = null;
             try
             {
-                _address = config.Ipv4Address;
-                var device = new WireGuardDevice(config.PrivateKey, transport, p => _stack!.DeliverInbound(p), _pool, _drops, _time, _loggerFactory.CreateLogger<WireGuardDevice>());
-                uint address = BinaryPrimitives.ReadUInt32BigEndian(config.Ipv4Address.GetAddressBytes());
-                var stack = new NetStack(new NetStackOptions { Address = address, Mtu = config.Mtu }, device, _pool, _drops, _time, _loggerFactory.CreateLogger<NetStack>());
+                var address = config.Ipv4Address;
+                if (config.Control is { } c)
+                {
+                    var staticKeys = config.Peers.Select(p => p.PublicKey).ToHashSet();
+                    var bind = _options.ListenAddress;
+                    controlPlane = new MeshControlPlane(
+                        c, store!, _privateKey, staticKeys, _names, () => PeerEndpointChooser.Local(bind, transport.LocalPort), _time, _loggerFactory.CreateLogger<MeshControlPlane>(), RaiseStatusChanged);
+                    var self = await controlPlane.JoinOrRestoreAsync(cancellationToken).ConfigureAwait(false);
+                    address = MeshControlPlane.ParseAddresses(self.Self.Addresses).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+                        ?? throw new MeshControlException(null, "the coordinator assigned this node no IPv4 address");
+                }
+
+                _address = address!;
+                var relay = CreateRelay(controlPlane, config.Control?.Url);
+                if (relay is not null)
+                {
+                    transport = new PathTransport(transport, relay);
+                }
+
+                var device = new WireGuardDevice(_privateKey, transport, p => _stack!.DeliverInbound(p), _pool, _drops, _time, _loggerFactory.CreateLogger<WireGuardDevice>());
+                uint stackAddress = BinaryPrimitives.ReadUInt32BigEndian(_address.GetAddressBytes());
+                var stack = new NetStack(new NetStackOptions { Address = stackAddress, Mtu = config.Mtu }, device, _pool, _drops, _time, _loggerFactory.CreateLogger<NetStack>());
                 _stack = stack;
                 _device = device;
+                _stun = new StunClient(transport, _pool, _drops, _time);
+                device.Stun = _stun;
                 _transport = transport;
+                _relay = relay;
+                if (relay is not null)
+                {
+                    device.EnableRelay(relay.EndpointFor, _options.PathTiming);
+                }
+
                 foreach (var peer in config.Peers)
                 {
                     device.AddPeer(peer);
                 }
 
+                controlPlane?.Attach(device);
+                device.HandshakeCompleted += OnHandshakeCompleted;
                 transport.Start(device);
+                await StartDnsAsync(stack).ConfigureAwait(false);
                 _meter = CreateMeter();
+                _control = controlPlane;
                 Volatile.Write(ref _state, 1);
-                MeshNodeLog.Started(logger, PublicKey, config.Ipv4Address, transport.LocalPort, config.Peers.Count);
+                controlPlane?.StartLoop();
+                if (controlPlane is not null)
+                {
+                    _stunLoop = RunStunAsync(controlPlane, logger, _background.Token);
+                }
+                MeshNodeLog.Started(logger, PublicKey, _address, transport.LocalPort, device.Peers.Count());
             }
             catch
             {
+                if (controlPlane is not null)
+                {
+                    await controlPlane.DisposeAsync().ConfigureAwait(false);
+                }
+
+                _control = null;
+
+                if (_dns is not null)
+                {
+                    await _dns.DisposeAsync().ConfigureAwait(false);
+                    _dns = null;
+                }
+
                 await transport.DisposeAsync().ConfigureAwait(false);
                 _device?.Shutdown();
                 _device = null;
                 _stack = null;
                 _transport = null;
+                _relay = null;
                 throw;
             }
         }
@@ -141,6 +244,127 @@ public sealed class MeshNode : IAsyncDisposable
         {
             _lifecycle.Release();
         }
+    }
+
+    /// <summary>A snapshot of the node and its peers: names, addresses, endpoints, paths, online flags, last handshakes.</summary>
+    /// <exception cref="InvalidOperationException">The node is not started.</exception>
+    public MeshNodeStatus GetStatus()
+    {
+        var device = _device ?? throw NotStarted();
+        var control = _control;
+        MeshSelfStatus self;
+        if (control is not null)
+        {
+            var info = control.Self.Self;
+            self = new MeshSelfStatus(info.Name, info.Fqdn, MeshControlPlane.ParseAddresses(info.Addresses), PublicKey);
+        }
+        else
+        {
+            self = new MeshSelfStatus(null, null, _options.Addresses.ToArray(), PublicKey);
+        }
+
+        var map = control?.Peers;
+        var peers = new List<MeshPeerStatus>();
+        foreach (var peer in device.Peers)
+        {
+            var endpoint = peer.Endpoint;
+            MeshNodeInfo? info = null;
+            map?.TryGetValue(peer.PublicKey, out info);
+            var addresses = info is not null
+                ? MeshControlPlane.ParseAddresses(info.Addresses)
+                : peer.Config.AllowedIps.Select(n => n.BaseAddress).ToArray();
+            var path = peer.Paths is not null && peer.CurrentPath == PeerPath.Relay ? MeshPeerPath.Relay
+                : endpoint.IsSet ? MeshPeerPath.Direct : MeshPeerPath.None;
+            peers.Add(new MeshPeerStatus(
+                info?.Name,
+                info?.Fqdn,
+                addresses,
+                peer.PublicKey,
+                endpoint.IsSet ? endpoint.ToIPEndPoint() : null,
+                path,
+                info?.Online ?? true,
+                peer.LastHandshake));
+        }
+
+        peers.Sort(static (a, b) => a.Name is null || b.Name is null
+            ? string.CompareOrdinal(a.PublicKey.ToString(), b.PublicKey.ToString())
+            : string.CompareOrdinal(a.Name, b.Name));
+        return new MeshNodeStatus(self, peers, control?.Connected ?? false, control?.Version ?? 0);
+    }
+
+    /// <summary>
+    /// Raised (on the thread pool, never on a network thread) when the set of peers or a peer's state
+    /// changes: a peer map message that changed something, the map stream connecting or dropping, a
+    /// completed handshake. Bursts are coalesced into one event; it is not raised per packet.
+    /// </summary>
+    public event EventHandler<MeshStatusChangedEventArgs>? StatusChanged;
+
+    /// <summary>The names of the mesh this node knows (itself and its peers); empty in static mode.</summary>
+    internal MeshNameTable Names => _names;
+
+    /// <summary>The control plane (null in static mode or before start).</summary>
+    internal MeshControlPlane? Control => _control;
+
+    /// <summary>Asks for a <see cref="StatusChanged"/> event (coalesced: one pending delivery at a time).</summary>
+    internal void RaiseStatusChanged()
+    {
+        if (Volatile.Read(ref _state) == 2 || Interlocked.Exchange(ref _statusPending, 1) != 0)
+        {
+            return;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(static node => node.DeliverStatusChanged(), this, preferLocal: false);
+    }
+
+    private void DeliverStatusChanged()
+    {
+        Volatile.Write(ref _statusPending, 0);
+        if (StatusChanged is not { } handler || Volatile.Read(ref _state) != 1)
+        {
+            return;
+        }
+
+        try
+        {
+            handler(this, new MeshStatusChangedEventArgs(GetStatus()));
+        }
+#pragma warning disable CA1031 // an application's handler must not take the thread pool down
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            MeshNodeLog.StatusHandlerFailed(_loggerFactory.CreateLogger<MeshNode>(), ex);
+        }
+    }
+
+    private void OnHandshakeCompleted(WireGuardPeer peer) => RaiseStatusChanged();
+
+    private static NodePrivateKey LoadOrCreateKey(NodeStateStore store, NodePrivateKey? configured)
+    {
+        store.EnsureDirectory();
+        var saved = store.LoadKey();
+        if (configured is not null)
+        {
+            if (saved is not null && !saved.Equals(configured))
+            {
+                throw new MeshConfigurationException($"{nameof(MeshNodeOptions)}.{nameof(MeshNodeOptions.PrivateKey)}", $"differs from the key saved in {store.Directory}; leave it unset or use another StateDirectory.");
+            }
+
+            if (saved is null)
+            {
+                store.SaveKey(configured);
+            }
+
+            return configured;
+        }
+
+        if (saved is not null)
+        {
+            return saved;
+        }
+
+        var key = NodePrivateKey.Generate();
+        store.SaveKey(key);
+        return key;
     }
 
     /// <summary>Sends an ICMP echo request through the mesh and returns the round-trip time.</summary>
@@ -203,9 +427,41 @@ public sealed class MeshNode : IAsyncDisposable
     public Task<MeshTcpStream> DialAsync(IPAddress address, int port, CancellationToken cancellationToken = default) =>
         DialAsync(new IPEndPoint(address, port), null, cancellationToken);
 
-    /// <summary>Opens a TCP connection to a host given as an IP address literal (mesh names come with the coordinator).</summary>
-    public Task<MeshTcpStream> DialAsync(string host, int port, CancellationToken cancellationToken = default) =>
-        DialAsync(IPAddress.Parse(host), port, cancellationToken);
+    /// <summary>
+    /// Opens a TCP connection to <paramref name="host"/>: an IP address literal, or a mesh name
+    /// (<c>name</c> or <c>name.suffix</c>, any case), resolved in process from the peer map.
+    /// </summary>
+    /// <exception cref="SocketException">
+    /// <see cref="SocketError.HostNotFound"/> when <paramref name="host"/> is no IP literal and no mesh
+    /// name this node knows (the message names it); otherwise as <see cref="DialAsync(IPAddress, int, CancellationToken)"/>.
+    /// </exception>
+    public Task<MeshTcpStream> DialAsync(string host, int port, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(host);
+        return DialAsync(Resolve(host), port, cancellationToken);
+    }
+
+    /// <summary>Resolves an IP literal or a mesh name to the address dialled (the IPv4 one).</summary>
+    /// <exception cref="SocketException"><see cref="SocketError.HostNotFound"/>: not a literal and no known mesh name.</exception>
+    internal IPAddress Resolve(string host)
+    {
+        if (IPAddress.TryParse(host, out var literal))
+        {
+            return literal;
+        }
+
+        if (_names.TryResolve(host, out var addresses))
+        {
+            return addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+                ?? throw new SocketException((int)SocketError.HostNotFound, $"The mesh name '{host}' has no IPv4 address.");
+        }
+
+        throw new SocketException(
+            (int)SocketError.HostNotFound,
+            _names.IsInMesh(host) || _control is not null
+                ? $"'{host}' is not a name in this mesh (this node knows {_names.Count} names under .{_names.Suffix})."
+                : $"'{host}' is not an IP address, and this node has no coordinator to resolve mesh names.");
+    }
 
     /// <summary>Opens a TCP connection to <paramref name="remote"/> through the mesh with the given connection settings.</summary>
     public async Task<MeshTcpStream> DialAsync(IPEndPoint remote, MeshTcpOptions? options, CancellationToken cancellationToken = default)
@@ -265,6 +521,22 @@ public sealed class MeshNode : IAsyncDisposable
             }
 
             Volatile.Write(ref _state, 2);
+            await _background.CancelAsync().ConfigureAwait(false);
+            if (_stunLoop is not null)
+            {
+                await _stunLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
+            if (_control is not null)
+            {
+                await _control.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (_dns is not null)
+            {
+                await _dns.DisposeAsync().ConfigureAwait(false);
+            }
+
             _device?.Shutdown();
             if (_transport is not null)
             {
@@ -282,6 +554,123 @@ public sealed class MeshNode : IAsyncDisposable
         {
             _lifecycle.Release();
         }
+    }
+
+    /// <summary>
+    /// The relay transport: at <see cref="MeshNodeOptions.RelayUrl"/> when set, otherwise in control
+    /// mode the coordinator's relay (<c>&lt;ControlUrl&gt;/api/v1/relay</c>) with the node token of the
+    /// latest join; null for a static node without a relay.
+    /// </summary>
+    private RelayTransport? CreateRelay(MeshControlPlane? control, Uri? controlUrl)
+    {
+        if (_options.RelayUrl is { } url)
+        {
+            return new RelayTransport(
+                new RelayTransportOptions { Url = url, Token = _options.RelayToken, Pool = _pool, Drops = _drops, Time = _time },
+                _loggerFactory.CreateLogger<RelayTransport>());
+        }
+
+        if (control is null || controlUrl is null)
+        {
+            return null;
+        }
+
+        return new RelayTransport(
+            new RelayTransportOptions { Url = new Uri(controlUrl.AbsoluteUri.TrimEnd('/') + "/api/v1/relay"), TokenProvider = () => control.Token, Pool = _pool, Drops = _drops, Time = _time },
+            _loggerFactory.CreateLogger<RelayTransport>());
+    }
+
+    /// <summary>How often a node in control mode asks the coordinator's STUN servers for its reflexive endpoint.</summary>
+    internal static readonly TimeSpan StunInterval = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Control mode: asks the STUN servers the coordinator advertises (MeshInfo.StunEndpoints) for the
+    /// reflexive endpoint of the WireGuard socket, now and every <see cref="StunInterval"/>, and
+    /// publishes it beside the local endpoints. Failures are logged and retried at the next round.
+    /// </summary>
+    private async Task RunStunAsync(MeshControlPlane control, ILogger logger, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        string? published = null;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            IReadOnlyList<string> servers = [];
+            try
+            {
+                servers = control.Self.Mesh.StunEndpoints ?? [];
+            }
+            catch (InvalidOperationException)
+            {
+                // not joined yet (started from saved state with the coordinator down): next round
+            }
+
+            foreach (string server in servers)
+            {
+                try
+                {
+                    var endpoint = await ResolveStunServerAsync(server, cancellationToken).ConfigureAwait(false);
+                    var reflexive = await Stun.QueryAsync(endpoint, TimeSpan.FromSeconds(1), 3, cancellationToken).ConfigureAwait(false);
+                    string text = reflexive.ToString();
+                    if (text != published)
+                    {
+                        published = text;
+                        control.SetExtraEndpoints([text]);
+                        MeshNodeLog.ReflexiveEndpoint(logger, text, server);
+                    }
+
+                    break;
+                }
+                catch (Exception ex) when (ex is TimeoutException or SocketException or FormatException or ArgumentException)
+                {
+                    MeshNodeLog.StunFailed(logger, server, ex.Message);
+                }
+            }
+
+            try
+            {
+                await Task.Delay(StunInterval, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static async Task<IPEndPoint> ResolveStunServerAsync(string hostPort, CancellationToken cancellationToken)
+    {
+        if (IPEndPoint.TryParse(hostPort, out var literal) && literal.Port != 0)
+        {
+            return literal;
+        }
+
+        int colon = hostPort.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(hostPort.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
+        {
+            throw new FormatException($"'{hostPort}' is not host:port");
+        }
+
+        var addresses = await System.Net.Dns.GetHostAddressesAsync(hostPort[..colon], cancellationToken).ConfigureAwait(false);
+        var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
+            ?? throw new FormatException($"'{hostPort}' has no address");
+        return new IPEndPoint(address, port);
+    }
+
+    private async Task StartDnsAsync(NetStack stack)
+    {
+        if (!_options.EnableDns)
+        {
+            return;
+        }
+
+        if (_options.DnsUpstream is { Port: 0 })
+        {
+            throw new MeshConfigurationException($"{nameof(MeshNodeOptions)}.{nameof(MeshNodeOptions.DnsUpstream)}", "The upstream DNS server needs a port (usually 53).");
+        }
+
+        var dns = new MeshDnsServer(stack, Names, new MeshDnsServerOptions { Upstream = _options.DnsUpstream }, _drops, _loggerFactory.CreateLogger<MeshDnsServer>());
+        await dns.StartAsync().ConfigureAwait(false);
+        _dns = dns;
     }
 
     private Meter CreateMeter()
@@ -327,4 +716,13 @@ internal static partial class MeshNodeLog
 {
     [LoggerMessage(1, LogLevel.Information, "Mesh node {PublicKey} started at {Address}, UDP port {Port}, {PeerCount} peers")]
     public static partial void Started(ILogger logger, NodePublicKey publicKey, IPAddress address, int port, int peerCount);
+
+    [LoggerMessage(3, LogLevel.Information, "Reflexive endpoint {Endpoint} (STUN server {Server})")]
+    public static partial void ReflexiveEndpoint(ILogger logger, string endpoint, string server);
+
+    [LoggerMessage(4, LogLevel.Debug, "STUN server {Server} did not give a reflexive endpoint: {Reason}")]
+    public static partial void StunFailed(ILogger logger, string server, string reason);
+
+    [LoggerMessage(2, LogLevel.Warning, "A StatusChanged handler threw")]
+    public static partial void StatusHandlerFailed(ILogger logger, Exception exception);
 }

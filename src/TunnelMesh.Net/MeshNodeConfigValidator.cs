@@ -11,13 +11,21 @@ internal static class MeshNodeConfigValidator
     public const int MinMtu = 576;
     public const int MaxMtu = 65535 - 60; // an IPv6/UDP/WireGuard-framed datagram must still fit
 
-    internal sealed record ValidatedConfig(NodePrivateKey PrivateKey, IPAddress Ipv4Address, int Mtu, IReadOnlyList<PeerConfig> Peers);
+    /// <summary>The options of a node in static mode, or of one in control mode (key and address then come later).</summary>
+    internal sealed record ValidatedConfig(NodePrivateKey? PrivateKey, IPAddress? Ipv4Address, int Mtu, IReadOnlyList<PeerConfig> Peers, ControlConfig? Control);
+
+    /// <summary>The control-mode options.</summary>
+    internal sealed record ControlConfig(Uri Url, string? AuthKey, string Hostname, string? StateDirectory, bool Ephemeral);
 
     public static async Task<ValidatedConfig> ValidateAsync(MeshNodeOptions options, CancellationToken cancellationToken)
     {
         const string O = nameof(MeshNodeOptions);
-        var privateKey = options.PrivateKey
-            ?? throw new MeshConfigurationException($"{O}.{nameof(options.PrivateKey)}", "is required (generate one with NodePrivateKey.Generate() or 'wg genkey').");
+        var control = ValidateControl(options);
+        var privateKey = options.PrivateKey;
+        if (privateKey is null && control is null)
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.PrivateKey)}", "is required (generate one with NodePrivateKey.Generate() or 'wg genkey'), unless ControlUrl is set.");
+        }
         if (options.ListenPort is < 0 or > 65535)
         {
             throw new MeshConfigurationException($"{O}.{nameof(options.ListenPort)}", $"{options.ListenPort} is not a port number (0-65535; 0 picks one).");
@@ -33,8 +41,32 @@ internal static class MeshNodeConfigValidator
             throw new MeshConfigurationException($"{O}.{nameof(options.Mtu)}", $"{options.Mtu} is outside {MinMtu}-{MaxMtu}.");
         }
 
-        var ipv4 = options.Addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
-            ?? throw new MeshConfigurationException($"{O}.{nameof(options.Addresses)}", "needs an IPv4 address (the node's address inside the mesh).");
+        if (options.RelayUrl is { } relay)
+        {
+            if (!relay.IsAbsoluteUri || relay.Scheme is not ("ws" or "wss" or "http" or "https"))
+            {
+                throw new MeshConfigurationException($"{O}.{nameof(options.RelayUrl)}", $"'{relay}' is not an absolute ws, wss, http or https URL.");
+            }
+
+            if (string.IsNullOrEmpty(options.RelayToken))
+            {
+                throw new MeshConfigurationException($"{O}.{nameof(options.RelayToken)}", "is required with a relay URL.");
+            }
+        }
+
+        IPAddress? ipv4 = null;
+        if (control is not null)
+        {
+            if (options.Addresses.Count != 0)
+            {
+                throw new MeshConfigurationException($"{O}.{nameof(options.Addresses)}", "must be empty when ControlUrl is set: the coordinator assigns the node's addresses.");
+            }
+        }
+        else
+        {
+            ipv4 = options.Addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+                ?? throw new MeshConfigurationException($"{O}.{nameof(options.Addresses)}", "needs an IPv4 address (the node's address inside the mesh).");
+        }
 
         var peers = new List<PeerConfig>();
         var seen = new HashSet<NodePublicKey>();
@@ -52,7 +84,7 @@ internal static class MeshNodeConfigValidator
                 throw new MeshConfigurationException($"{name}.{nameof(p.PublicKey)}", "is required.");
             }
 
-            if (p.PublicKey == privateKey.PublicKey)
+            if (privateKey is not null && p.PublicKey == privateKey.PublicKey)
             {
                 throw new MeshConfigurationException($"{name}.{nameof(p.PublicKey)}", "is this node's own key.");
             }
@@ -82,7 +114,54 @@ internal static class MeshNodeConfigValidator
             peers.Add(new PeerConfig(p.PublicKey, psk, endpoint, p.AllowedIPs.ToArray(), p.PersistentKeepalive));
         }
 
-        return new ValidatedConfig(privateKey, ipv4, options.Mtu, peers);
+        return new ValidatedConfig(privateKey, ipv4, options.Mtu, peers, control);
+    }
+
+    /// <summary>Checks the control-mode options; null in static mode (when no control option is set).</summary>
+    private static ControlConfig? ValidateControl(MeshNodeOptions options)
+    {
+        const string O = nameof(MeshNodeOptions);
+        if (options.ControlUrl is not { } url)
+        {
+            string? stray = options.AuthKey is not null ? nameof(options.AuthKey)
+                : options.StateDirectory is not null ? nameof(options.StateDirectory)
+                : options.Hostname is not null ? nameof(options.Hostname)
+                : null;
+            if (stray is not null)
+            {
+                throw new MeshConfigurationException($"{O}.{nameof(options.ControlUrl)}", $"is required when {stray} is set (they configure the coordinator's join).");
+            }
+
+            return null;
+        }
+
+        if (!url.IsAbsoluteUri || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.ControlUrl)}", $"'{url}' is not an absolute http or https URL.");
+        }
+
+        if (!string.IsNullOrEmpty(url.Query) || !string.IsNullOrEmpty(url.Fragment))
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.ControlUrl)}", "must not have a query or fragment (the API paths are appended to it).");
+        }
+
+        if (options.AuthKey is { } key && (key.Length == 0 || key.Any(char.IsWhiteSpace)))
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.AuthKey)}", "is empty or contains white space.");
+        }
+
+        string hostname = options.Hostname ?? Environment.MachineName;
+        if (string.IsNullOrWhiteSpace(hostname) || hostname.Length > 253 || hostname.Any(char.IsControl))
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.Hostname)}", "must be a host name of 1-253 printable characters.");
+        }
+
+        if (options.StateDirectory is { } dir && (dir.Length == 0 || dir.IndexOfAny(Path.GetInvalidPathChars()) >= 0))
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(options.StateDirectory)}", $"'{dir}' is not a directory path.");
+        }
+
+        return new ControlConfig(url, options.AuthKey, hostname.Trim(), options.StateDirectory, options.Ephemeral);
     }
 
     private static async Task<Endpoint> ResolveAsync(EndPoint endPoint, string option, CancellationToken cancellationToken)

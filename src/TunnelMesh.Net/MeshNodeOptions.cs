@@ -7,6 +7,21 @@ namespace TunnelMesh.Net;
 /// on, and its peers. Validated by <see cref="MeshNode.StartAsync"/>; a bad value fails there with
 /// a <see cref="MeshConfigurationException"/> that names the option.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Two modes. <b>Static</b> (no <see cref="ControlUrl"/>): the key, <see cref="Addresses"/> and
+/// <see cref="Peers"/> are given, as in a wg-quick file. <b>Control</b> (<see cref="ControlUrl"/>
+/// set): the node joins the coordinator with <see cref="AuthKey"/>, which assigns its addresses and
+/// name and pushes its peers; the key is created once and kept in <see cref="StateDirectory"/>.
+/// </para>
+/// <para>
+/// In control mode <see cref="Addresses"/> must stay empty (the coordinator assigns the address; a
+/// static one would conflict and fails validation). <see cref="Peers"/> may be combined with the
+/// coordinator's peers: they are added as given and never changed by the peer map (a map entry with
+/// the same key is ignored), e.g. a phone running a stock WireGuard app. <see cref="PrivateKey"/> is
+/// optional; when given it must match the key in <see cref="StateDirectory"/>, if one is there.
+/// </para>
+/// </remarks>
 public sealed class MeshNodeOptions
 {
     /// <summary>The node's private key (its identity). Required.</summary>
@@ -28,7 +43,65 @@ public sealed class MeshNodeOptions
     public int Mtu { get; set; } = 1420;
 
     /// <summary>The peers.</summary>
+    /// <remarks>In control mode these are added beside the coordinator's peers (see the class remarks).</remarks>
     public IList<MeshPeerOptions> Peers { get; } = new List<MeshPeerOptions>();
+
+    /// <summary>The coordinator's base URL (http or https; the API is under <c>/api/v1</c> below it). Setting it selects control mode.</summary>
+    /// <remarks>Default none (static mode). Use https outside a lab: the auth key and the node token travel in the requests.</remarks>
+    public Uri? ControlUrl { get; set; }
+
+    /// <summary>The auth key to join with (<c>tmkey-…</c>, from the coordinator's administrator).</summary>
+    /// <remarks>
+    /// Required for the first join; not needed once <see cref="StateDirectory"/> holds the node token
+    /// from an earlier join (the node then re-joins with the token). Never logged.
+    /// </remarks>
+    public string? AuthKey { get; set; }
+
+    /// <summary>The name the node asks for in the mesh (the coordinator makes it a DNS label and unique).</summary>
+    /// <remarks>Default <see cref="Environment.MachineName"/>.</remarks>
+    public string? Hostname { get; set; }
+
+    /// <summary>
+    /// Where a node in control mode keeps its key, its node token, its last join answer and its last
+    /// peer map (files mode 0600 in a directory made with mode 0700, each written atomically), so that
+    /// it restarts with the same identity and address and can start while the coordinator is down.
+    /// </summary>
+    /// <remarks>
+    /// Default none: nothing is kept, and each start is a new node (a new key unless
+    /// <see cref="PrivateKey"/> is set) that needs the coordinator and <see cref="AuthKey"/>.
+    /// </remarks>
+    public string? StateDirectory { get; set; }
+
+    /// <summary>Ask the coordinator to remove this node after it has been offline for the mesh's ephemeral timeout.</summary>
+    /// <remarks>Default false. An ephemeral auth key makes the node ephemeral regardless.</remarks>
+    public bool Ephemeral { get; set; }
+
+    /// <summary>
+    /// The coordinator's relay endpoint (<c>wss://…/relay</c>; <c>https</c>, <c>ws</c> and <c>http</c> work too).
+    /// With it, every peer is reachable through the relay from its first packet and moves to direct UDP
+    /// once a probe succeeds; it falls back to the relay when the direct path stops answering.
+    /// </summary>
+    /// <remarks>Default none: peers are reached over UDP only. The control client sets it from the coordinator.</remarks>
+    public Uri? RelayUrl { get; set; }
+
+    /// <summary>The node's bearer token for the relay (its node token from the coordinator).</summary>
+    /// <remarks>Default none. Required with <see cref="RelayUrl"/>. Never logged.</remarks>
+    public string? RelayToken { get; set; }
+
+    /// <summary>Timing of the direct/relay path choice (tests shorten it).</summary>
+    internal WireGuard.PathTiming PathTiming { get; set; } = WireGuard.PathTiming.Default;
+
+    /// <summary>Whether the node answers DNS for the mesh's names on its mesh address, UDP and TCP port 53.</summary>
+    /// <remarks>
+    /// Default true. Mesh names (<c>name.tunnelmesh</c>) get A and AAAA records, mesh addresses PTR
+    /// records, all with a TTL of 60 s; other names are refused unless <see cref="DnsUpstream"/> is set.
+    /// Port 53 of the node is then taken; set false to bind it yourself.
+    /// </remarks>
+    public bool EnableDns { get; set; } = true;
+
+    /// <summary>A DNS server (reachable from this host's own network) that names outside the mesh are forwarded to.</summary>
+    /// <remarks>Default none: such queries are answered REFUSED. Forwarded over UDP, 2 s per attempt, 2 attempts, then SERVFAIL.</remarks>
+    public IPEndPoint? DnsUpstream { get; set; }
 
     /// <summary>Reads options from a wg-quick configuration (the text of a <c>wg0.conf</c>).</summary>
     /// <exception cref="MeshConfigurationException">A line is not valid; the message gives its number.</exception>

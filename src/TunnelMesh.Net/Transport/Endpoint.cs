@@ -7,11 +7,15 @@ namespace TunnelMesh.Net.Transport;
 /// <summary>
 /// A remote endpoint of a transport, as a value (no <see cref="IPEndPoint"/> allocated per packet).
 /// For UDP it is an address and port; an IPv4 address is kept as an IPv4-mapped IPv6 address.
+/// A relay path ("through the coordinator's relay to peer N") is an address in the IPv6
+/// discard-only prefix <c>100::/64</c> (RFC 6666, never a real destination) with port 0, the low
+/// 32 bits naming the relay transport's peer slot; see <see cref="ForRelay"/>.
 /// </summary>
 internal readonly struct Endpoint : IEquatable<Endpoint>
 {
     private const ulong V4MappedHigh = 0;
     private const ulong V4MappedLowPrefix = 0x0000_FFFF_0000_0000UL;
+    private const ulong RelayHigh = 0x0100_0000_0000_0000UL; // 100::/64, RFC 6666
 
     private Endpoint(UInt128 address, ushort port)
     {
@@ -30,6 +34,15 @@ internal readonly struct Endpoint : IEquatable<Endpoint>
 
     /// <summary>Whether the address is an IPv4(-mapped) address.</summary>
     public bool IsIPv4 => (ulong)(Address >> 64) == V4MappedHigh && ((ulong)Address & 0xFFFF_FFFF_0000_0000UL) == V4MappedLowPrefix;
+
+    /// <summary>Whether this is a relay path (<see cref="ForRelay"/>) rather than a UDP address.</summary>
+    public bool IsRelay => (ulong)(Address >> 64) == RelayHigh && Port == 0;
+
+    /// <summary>The relay transport's peer slot of a relay path (meaningful only when <see cref="IsRelay"/>).</summary>
+    public uint RelaySlot => (uint)Address;
+
+    /// <summary>The relay path to the peer in slot <paramref name="slot"/> of the relay transport.</summary>
+    public static Endpoint ForRelay(uint slot) => new(new UInt128(RelayHigh, slot), 0);
 
     /// <summary>An IPv4 endpoint from the address in host order (e.g. 0x7F000001 for 127.0.0.1).</summary>
     public static Endpoint FromIPv4(uint address, ushort port) => new(new UInt128(V4MappedHigh, V4MappedLowPrefix | address), port);
@@ -122,7 +135,7 @@ internal readonly struct Endpoint : IEquatable<Endpoint>
     public override int GetHashCode() => HashCode.Combine(Address, Port);
 
     /// <inheritdoc/>
-    public override string ToString() => IsSet ? ToIPEndPoint().ToString() : "(none)";
+    public override string ToString() => !IsSet ? "(none)" : IsRelay ? $"relay#{RelaySlot}" : ToIPEndPoint().ToString();
 
     /// <summary>Equality.</summary>
     public static bool operator ==(Endpoint left, Endpoint right) => left.Equals(right);

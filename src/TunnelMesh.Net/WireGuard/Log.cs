@@ -22,4 +22,7 @@ internal static partial class Log
 
     [LoggerMessage(1005, LogLevel.Error, "A timer of peer {Peer} failed")]
     public static partial void TimerFailed(ILogger logger, NodePublicKey peer, Exception exception);
+
+    [LoggerMessage(1006, LogLevel.Information, "Peer {Peer} now goes {Path} ({Endpoint})")]
+    public static partial void PathChanged(ILogger logger, NodePublicKey peer, PeerPath path, string endpoint);
 }

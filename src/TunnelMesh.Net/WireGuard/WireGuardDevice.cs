@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Stack;
@@ -25,6 +26,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     private readonly ConcurrentDictionary<uint, IndexEntry> _indices = new();
     private readonly AllowedIpsTable<WireGuardPeer> _allowedIps = new();
     private readonly Lock _handshakeGate = new();
+    private readonly Lock _configGate = new(); // serialises peer additions, changes and removals
     private readonly CookieChecker _cookieChecker;
     private readonly HandshakeRateLimiter _rateLimiter;
     private readonly Action<PacketBuffer> _inbound;
@@ -71,6 +73,13 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
     internal TimeProvider Time { get; }
 
+    /// <summary>
+    /// Takes received datagrams that are no WireGuard message (STUN answers to the node's binding
+    /// requests share the socket). Consulted only after the message type matched none of 1–4, so
+    /// WireGuard traffic never reaches it.
+    /// </summary>
+    internal StunClient? Stun { get; set; }
+
     /// <summary>Handshake initiations and responses sent and received, for statistics.</summary>
     internal long HandshakeMessagesReceived;
 
@@ -79,16 +88,114 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     /// <summary>Raised (on the receive thread) when a handshake completes on either side.</summary>
     internal event Action<WireGuardPeer>? HandshakeCompleted;
 
+    /// <summary>Raised (on a receive or timer thread) when a peer moves between the relay and a direct path.</summary>
+    internal event Action<WireGuardPeer, PeerPath>? PathChanged;
+
+    /// <summary>The relay path of a key when the node has a relay (<see cref="EnableRelay"/>); null otherwise.</summary>
+    private Func<NodePublicKey, Endpoint>? _relayEndpointFor;
+
+    private PathTiming _pathTiming = PathTiming.Default;
+
+    /// <summary>
+    /// Gives the device a relay: peers added from now on start on it and move to direct UDP when a probe
+    /// succeeds (<see cref="PeerPaths"/>). Call before adding peers.
+    /// </summary>
+    internal void EnableRelay(Func<NodePublicKey, Endpoint> relayEndpointFor, PathTiming timing)
+    {
+        _relayEndpointFor = relayEndpointFor;
+        _pathTiming = timing;
+    }
+
     /// <summary>Raised (on the receive thread) for every authenticated transport message, with its plaintext length (0 = keepalive).</summary>
     internal event Action<WireGuardPeer, int>? TransportReceived;
 
     public WireGuardPeer? FindPeer(NodePublicKey key) => _peers.GetValueOrDefault(key);
 
-    /// <summary>Adds a peer (or replaces one with the same key) and its allowed IPs.</summary>
+    /// <summary>Adds a peer (or replaces one with the same key, dropping its sessions) and its allowed IPs.</summary>
     public WireGuardPeer AddPeer(PeerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        RemovePeer(config.PublicKey);
+        lock (_configGate)
+        {
+            RemovePeerLocked(config.PublicKey);
+            return AddPeerLocked(config);
+        }
+    }
+
+    /// <summary>
+    /// Adds the peer, or changes a running one in place: its allowed IPs are brought to the new set
+    /// (prefixes added first, then the ones no longer listed removed, so a kept prefix never stops
+    /// routing) and a new configured endpoint replaces the current one. Sessions, timers and
+    /// counters of a changed peer carry on; the preshared key and keepalive of a running peer stay.
+    /// </summary>
+    /// <returns>True when the peer was added, false when an existing one was changed.</returns>
+    public bool ConfigurePeer(PeerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        lock (_configGate)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return false;
+            }
+
+            if (!_peers.TryGetValue(config.PublicKey, out var peer))
+            {
+                AddPeerLocked(config);
+                return true;
+            }
+
+            Span<byte> address = stackalloc byte[16];
+            var wanted = new HashSet<(AddressFamily, UInt128, int)>();
+            foreach (var network in config.AllowedIps)
+            {
+                network.BaseAddress.TryWriteBytes(address, out int n);
+                _allowedIps.Insert(address[..n], network.PrefixLength, peer);
+                wanted.Add((network.BaseAddress.AddressFamily, PrefixKey(network.BaseAddress), network.PrefixLength));
+            }
+
+            foreach (var (bytes, prefixLength) in _allowedIps.EntriesFor(peer))
+            {
+                var entry = new IPAddress(bytes);
+                if (!wanted.Contains((entry.AddressFamily, PrefixKey(entry), prefixLength)))
+                {
+                    _allowedIps.Remove(bytes, prefixLength);
+                }
+            }
+
+            peer.Reconfigure(config);
+            return false;
+        }
+    }
+
+    /// <summary>Removes a peer, its allowed IPs and its sessions.</summary>
+    public bool RemovePeer(NodePublicKey key)
+    {
+        lock (_configGate)
+        {
+            return RemovePeerLocked(key);
+        }
+    }
+
+    /// <summary>The prefixes routed to the peer with this key (empty when there is none).</summary>
+    internal IReadOnlyList<IPNetwork> AllowedIpsOf(NodePublicKey key)
+    {
+        if (FindPeer(key) is not { } peer)
+        {
+            return [];
+        }
+
+        var result = new List<IPNetwork>();
+        foreach (var (bytes, prefixLength) in _allowedIps.EntriesFor(peer))
+        {
+            result.Add(new IPNetwork(new IPAddress(bytes), prefixLength));
+        }
+
+        return result;
+    }
+
+    private WireGuardPeer AddPeerLocked(PeerConfig config)
+    {
         var peer = new WireGuardPeer(this, config);
         Span<byte> address = stackalloc byte[16];
         foreach (var network in config.AllowedIps)
@@ -97,13 +204,23 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             _allowedIps.Insert(address[..n], network.PrefixLength, peer);
         }
 
+        if (_relayEndpointFor is { } relay)
+        {
+            peer.EnablePaths(relay(config.PublicKey), _pathTiming, OnPathChanged);
+        }
+
         _peers[config.PublicKey] = peer;
         peer.Start();
         return peer;
     }
 
-    /// <summary>Removes a peer, its allowed IPs and its sessions.</summary>
-    public bool RemovePeer(NodePublicKey key)
+    private void OnPathChanged(WireGuardPeer peer, PeerPath path)
+    {
+        Log.PathChanged(_logger, peer.PublicKey, path, peer.Endpoint.ToString());
+        PathChanged?.Invoke(peer, path);
+    }
+
+    private bool RemovePeerLocked(NodePublicKey key)
     {
         if (!_peers.TryRemove(key, out var peer))
         {
@@ -121,6 +238,14 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
 
         return true;
+    }
+
+    // An address as a number (IPv4 in the low 32 bits; the family is kept beside it).
+    private static UInt128 PrefixKey(IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out int n);
+        return n == 4 ? BinaryPrimitives.ReadUInt32BigEndian(bytes) : BinaryPrimitives.ReadUInt128BigEndian(bytes);
     }
 
     // ------------------------------------------------------------------ outgoing
@@ -204,6 +329,15 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             peer.OnAuthenticatedPacketTraversal();
             message.Endpoint = endpoint;
             Transport.Send(new ReadOnlySpan<PacketBuffer>(ref message));
+
+            // On the relay, the initiation also goes straight to the peer's known UDP endpoint: a
+            // response that comes back that way is a round trip, and the peer moves to direct.
+            if (peer.Paths?.ProbeEndpoint is { IsSet: true } direct && endpoint.IsRelay)
+            {
+                message.Endpoint = direct;
+                Transport.Send(new ReadOnlySpan<PacketBuffer>(ref message));
+            }
+
             Log.HandshakeInitiated(_logger, peer.PublicKey, isRetry);
         }
         finally
@@ -305,6 +439,11 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 HandleCookieReply(datagram);
                 return false;
             default:
+                if (Stun is { } stun && stun.TryAccept(span, datagram.Endpoint))
+                {
+                    return false;
+                }
+
                 Drops.Increment(DropReason.UnknownMessageType);
                 return false;
         }
@@ -354,7 +493,13 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 return false;
         }
 
-        peer.SetEndpoint(datagram.Endpoint);
+        byte control = PathControl.KindOf(datagram.Span);
+        peer.OnAuthenticatedFrom(datagram.Endpoint, control switch
+        {
+            PathControl.Ping => PathEvidence.Ping,
+            PathControl.Pong => PathEvidence.Pong,
+            _ => PathEvidence.Transport,
+        });
         peer.AddRx(datagram.Length + WireGuardSpec.TransportMinSize);
         var (promoted, wantRekey) = peer.OnReceivedWith(keypair);
         peer.OnAuthenticatedPacketReceived();
@@ -366,12 +511,22 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             peer.FlushStaged();
         }
 
-        TransportReceived?.Invoke(peer, datagram.Length);
-
         if (wantRekey)
         {
             InitiateHandshake(peer, isRetry: false);
         }
+
+        if (control != 0)
+        {
+            if (control == PathControl.Ping)
+            {
+                peer.SendPathControl(PathControl.Pong, datagram.Endpoint);
+            }
+
+            return false;
+        }
+
+        TransportReceived?.Invoke(peer, datagram.Length);
 
         if (datagram.Length == 0)
         {
@@ -473,7 +628,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
                 peer.InstallResponderKeypair(keypair);
             }
 
-            peer.SetEndpoint(datagram.Endpoint);
+            peer.OnAuthenticatedFrom(datagram.Endpoint, PathEvidence.Initiation);
             peer.OnAuthenticatedPacketTraversal();
             response.Endpoint = datagram.Endpoint;
             Transport.Send(new ReadOnlySpan<PacketBuffer>(ref response));
@@ -528,7 +683,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             peer.InstallInitiatorKeypair(keypair);
         }
 
-        peer.SetEndpoint(datagram.Endpoint);
+        peer.OnAuthenticatedFrom(datagram.Endpoint, PathEvidence.Response);
         peer.OnHandshakeComplete();
         peer.OnAuthenticatedPacketReceived();
         Log.HandshakeComplete(_logger, peer.PublicKey);

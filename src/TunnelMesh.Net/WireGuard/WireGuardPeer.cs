@@ -28,6 +28,7 @@ internal sealed class WireGuardPeer
     private readonly ITimer _zeroKeyMaterialTimer;
     private readonly ITimer _persistentKeepaliveTimer;
 
+    private PeerConfig _config;
     private EndpointBox? _endpoint;
     private Keypair? _current;
     private Keypair? _previous;
@@ -50,7 +51,7 @@ internal sealed class WireGuardPeer
     internal WireGuardPeer(WireGuardDevice device, PeerConfig config)
     {
         _device = device;
-        Config = config;
+        _config = config;
         PublicKey = config.PublicKey;
         Handshake = new NoiseHandshake(device.Identity, config.PublicKey, config.PresharedKey);
         Cookies = new CookieGenerator(config.PublicKey, device.Time);
@@ -67,8 +68,8 @@ internal sealed class WireGuardPeer
         _persistentKeepaliveTimer = time.CreateTimer(static s => ((WireGuardPeer)s!).OnPersistentKeepalive(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>The peer's configuration as given.</summary>
-    public PeerConfig Config { get; }
+    /// <summary>The peer's configuration as given (replaced by <see cref="WireGuardDevice.ConfigurePeer"/>).</summary>
+    public PeerConfig Config => Volatile.Read(ref _config);
 
     /// <summary>The peer's static public key.</summary>
     public NodePublicKey PublicKey { get; }
@@ -90,6 +91,15 @@ internal sealed class WireGuardPeer
 
     /// <summary>When we last accepted an initiation from this peer; under the handshake gate.</summary>
     internal long LastInitiationConsumed { get; set; } = long.MinValue;
+
+    /// <summary>
+    /// The path choice when the node has a relay (then the endpoint is the chosen path); null without
+    /// one (then the endpoint is configured, then the source of the newest authenticated packet).
+    /// </summary>
+    internal PeerPaths? Paths { get; private set; }
+
+    /// <summary>The path packets to the peer take now (always direct without a relay).</summary>
+    internal PeerPath CurrentPath => Paths?.Path ?? PeerPath.Direct;
 
     /// <summary>The endpoint packets go to: configured, then the source of the newest authenticated packet.</summary>
     public Endpoint Endpoint => Volatile.Read(ref _endpoint)?.Value ?? default;
@@ -137,7 +147,81 @@ internal sealed class WireGuardPeer
         }
     }
 
+    /// <summary>
+    /// Takes a new configuration for the same key (under the device's configuration gate). A new
+    /// configured endpoint replaces the current one; an unchanged one keeps what roaming learned.
+    /// Sessions, timers and counters carry on.
+    /// </summary>
+    internal void Reconfigure(PeerConfig config)
+    {
+        var old = Volatile.Read(ref _config);
+        Volatile.Write(ref _config, config);
+        if (config.Endpoint.IsSet && config.Endpoint != old.Endpoint)
+        {
+            if (Paths is { } paths)
+            {
+                paths.OfferDirect(config.Endpoint); // the path choice decides when to use it
+            }
+            else
+            {
+                SetEndpoint(config.Endpoint);
+            }
+        }
+    }
+
     internal void AddRx(long bytes) => Interlocked.Add(ref _rxBytes, bytes);
+
+    /// <summary>Puts the peer on the relay and starts choosing its path (before <see cref="Start"/>).</summary>
+    internal void EnablePaths(Endpoint relay, PathTiming timing, Action<WireGuardPeer, PeerPath> changed)
+    {
+        Paths = new PeerPaths(this, relay, Config.Endpoint, _device.Time, timing, changed);
+        SetEndpoint(relay);
+    }
+
+    /// <summary>An authenticated message arrived from <paramref name="source"/>: roaming, or the path choice when there is a relay.</summary>
+    internal void OnAuthenticatedFrom(Endpoint source, PathEvidence evidence)
+    {
+        if (Paths is { } paths)
+        {
+            paths.OnAuthenticated(source, evidence);
+        }
+        else
+        {
+            SetEndpoint(source);
+        }
+    }
+
+    /// <summary>
+    /// Sends a path ping or pong (<see cref="PathControl"/>) to <paramref name="endpoint"/>, sealed with the
+    /// current session; nothing when there is none. It does not touch the WireGuard timers.
+    /// </summary>
+    internal void SendPathControl(byte kind, Endpoint endpoint)
+    {
+        var packet = _device.Pool.Rent();
+        try
+        {
+            PathControl.Write(packet.Available, kind);
+            packet.Length = PathControl.Length;
+            lock (SendLock)
+            {
+                var keypair = _current;
+                if (_disposed || keypair is null
+                    || _device.Time.GetElapsedTime(keypair.CreatedTimestamp) >= ProtocolConstants.RejectAfterTime
+                    || !keypair.TrySeal(packet))
+                {
+                    return;
+                }
+
+                packet.Endpoint = endpoint;
+                Interlocked.Add(ref _txBytes, packet.Length);
+                _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
+            }
+        }
+        finally
+        {
+            packet.Return();
+        }
+    }
 
     /// <summary>
     /// Encrypts and sends an IP packet (takes ownership), or stages it and asks for a handshake
@@ -650,6 +734,7 @@ internal sealed class WireGuardPeer
             _persistentKeepaliveTimer.Dispose();
         }
 
+        Paths?.Dispose();
         DropStaged();
         ZeroKeyMaterial();
     }
