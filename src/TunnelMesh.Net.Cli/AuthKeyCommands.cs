@@ -20,11 +20,7 @@ internal static class AuthKeyCommands
 
     private static (Option<Uri> Server, Option<string> AdminKey) Common() =>
     (
-        new Option<Uri>("--server")
-        {
-            Description = "The coordinator's URL, e.g. http://127.0.0.1:8080.",
-            Required = true,
-        },
+        TunnelMeshCli.ServerOption(),
         new Option<string>("--admin-key")
         {
             Description = "The admin credential. Default: $TUNNELMESH_ADMIN_KEY (prefer the variable: arguments are visible to other users).",

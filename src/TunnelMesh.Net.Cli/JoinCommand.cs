@@ -8,7 +8,7 @@ internal static class JoinCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var server = new Option<Uri>("--server") { Description = "The coordinator's URL, e.g. http://127.0.0.1:8080.", Required = true };
+        var server = TunnelMeshCli.ServerOption();
         var authKey = new Option<string?>("--auth-key")
         {
             Description = "The auth key to join with (not needed again once the state directory holds the node's token). Default: $TUNNELMESH_AUTH_KEY.",
@@ -17,9 +17,10 @@ internal static class JoinCommand
         var hostname = new Option<string?>("--hostname") { Description = "The name to ask for (default: this machine's name)." };
         var ephemeral = new Option<bool>("--ephemeral") { Description = "Ask to be removed from the mesh after being offline for a while." };
         var port = new Option<int>("--port") { Description = "The UDP port for WireGuard (0: any).", DefaultValueFactory = _ => 0 };
+        var listenAddress = new Option<string?>("--listen-address") { Description = "The local address the WireGuard UDP socket binds to (default: all, IPv4 and IPv6)." };
         var stateDir = TunnelMeshCli.StateDirOption();
         var verbose = new Option<bool>("--verbose") { Description = "Log at debug level." };
-        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, stateDir, verbose };
+        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, listenAddress, stateDir, verbose };
         command.SetAction(async (parse, ct) =>
         {
             string dir = parse.GetValue(stateDir)!;
@@ -35,6 +36,13 @@ internal static class JoinCommand
                 Ephemeral = parse.GetValue(ephemeral),
                 ListenPort = parse.GetValue(port),
             };
+            if (parse.GetValue(listenAddress) is { } bind)
+            {
+                options.ListenAddress = System.Net.IPAddress.TryParse(bind, out var address)
+                    ? address
+                    : throw new CliException($"--listen-address: '{bind}' is not an IP address", TunnelMeshCli.Usage);
+            }
+
             await using var node = new MeshNode(options, loggers);
             await node.StartAsync(ct).ConfigureAwait(false);
             var self = node.GetStatus().Self;

@@ -65,7 +65,7 @@ internal sealed class LocalApi : IAsyncDisposable
                 return Results.Problem(detail: $"no peer named '{name}' in the mesh", statusCode: StatusCodes.Status404NotFound);
             }
 
-            address ??= peer.Addresses.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) ?? peer.Addresses.FirstOrDefault();
+            address ??= peer.Addresses.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) ?? (peer.Addresses.Count > 0 ? peer.Addresses[0] : null);
             if (address is null)
             {
                 return Results.Problem(detail: $"peer '{name}' has no address", statusCode: StatusCodes.Status409Conflict);

@@ -28,7 +28,7 @@ internal static partial class TunnelMeshCli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            await stderr.WriteLineAsync($"tunnelmesh: error: {parse.Errors[0].Message} (see --help)").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"tunnelmesh: error: {string.Join("; ", parse.Errors.Select(e => e.Message))} (see --help)").ConfigureAwait(false);
             return Usage;
         }
 
@@ -46,7 +46,7 @@ internal static partial class TunnelMeshCli
             await stderr.WriteLineAsync($"tunnelmesh: error: {e.Message}").ConfigureAwait(false);
             return e.ExitCode;
         }
-        catch (Exception e) when (e is HttpRequestException or IOException or MeshConfigurationException or TimeoutException or System.Net.Sockets.SocketException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or JsonException or Microsoft.Extensions.Options.OptionsValidationException)
+        catch (Exception e) when (e is HttpRequestException or IOException or MeshConfigurationException or MeshControlException or TimeoutException or System.Net.Sockets.SocketException or UnauthorizedAccessException or InvalidOperationException or ArgumentException or JsonException or Microsoft.Extensions.Options.OptionsValidationException)
         {
             await stderr.WriteLineAsync($"tunnelmesh: error: {OneLine(e.Message)}").ConfigureAwait(false);
             return Failed;
@@ -95,6 +95,24 @@ internal static partial class TunnelMeshCli
     {
         Description = "The node's state directory (key, token, last peer map, local API socket). Default: $TUNNELMESH_STATE_DIR, /var/lib/tunnelmesh as root, else ~/.local/state/tunnelmesh.",
         DefaultValueFactory = _ => DefaultStateDirectory(),
+    };
+
+    /// <summary>The --server option: the coordinator's http or https URL.</summary>
+    internal static Option<Uri> ServerOption() => new("--server")
+    {
+        Description = "The coordinator's URL, e.g. http://127.0.0.1:8080.",
+        Required = true,
+        CustomParser = r =>
+        {
+            string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
+            {
+                return uri;
+            }
+
+            r.AddError($"--server: '{text}' is not an http or https URL");
+            return null;
+        },
     };
 
     /// <summary>Reads a problem-details body's detail (or the status line) from a failed response.</summary>
