@@ -280,7 +280,9 @@ public sealed class MeshNode : IAsyncDisposable
                 info?.Fqdn,
                 addresses,
                 peer.PublicKey,
-                endpoint.IsSet ? endpoint.ToIPEndPoint() : null,
+                path == MeshPeerPath.Relay
+                    ? (peer.Paths!.Direct is { IsSet: true } direct ? direct.ToIPEndPoint() : null) // the relay's pseudo-endpoint means nothing to a user
+                    : endpoint.IsSet ? endpoint.ToIPEndPoint() : null,
                 path,
                 info?.Online ?? true,
                 peer.LastHandshake));
