@@ -92,6 +92,9 @@ internal static class FanoutBench
         result.JoinCpuSeconds = afterJoin.CpuSeconds - idle.CpuSeconds;
         if (result.Joined < count)
         {
+            var (user, system) = Rusage.Read();
+            result.ClientCpuSeconds = user + system - clientUser0 - clientSystem0;
+            result.LoadAverageAfter = LoadAverage.Read();
             result.Notes = notes;
             return result;
         }
