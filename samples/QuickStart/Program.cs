@@ -1,96 +1,163 @@
-// QuickStart: two mesh nodes in one process, each with its own userspace IP stack, talking
-// WireGuard to each other over loopback UDP: ping, UDP datagrams and a TCP echo. No TUN device,
-// no root.
+// QuickStart: an embedded coordinator (ASP.NET Core on 127.0.0.1, SQLite in a temporary folder)
+// and three mesh nodes in one process. The nodes join with one auth key, learn each other from the
+// pushed peer map, and talk by name over WireGuard and their own userspace TCP/IP stacks: ping,
+// a 1 MiB TCP echo, a DNS question to a node's mesh DNS server. No TUN device, no root.
 using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using TunnelMesh.Net;
+using TunnelMesh.Net.Control;
 
-var keyA = NodePrivateKey.Generate();
-var keyB = NodePrivateKey.Generate();
-var ipA = IPAddress.Parse("100.64.0.1");
-var ipB = IPAddress.Parse("100.64.0.2");
-
-// Node B first, so A can be told B's port. (With the coordinator, nodes will find each other.)
-await using var nodeB = new MeshNode(NodeOptions(keyB, ipB, peer: keyA.PublicKey, peerIp: ipA, peerEndpoint: null));
-await nodeB.StartAsync();
-await using var nodeA = new MeshNode(NodeOptions(keyA, ipA, peer: keyB.PublicKey, peerIp: ipB, peerEndpoint: new IPEndPoint(IPAddress.Loopback, nodeB.ListenPort)));
-await nodeA.StartAsync();
-Console.WriteLine($"node A {nodeA.PublicKey} at {nodeA.Address}, UDP port {nodeA.ListenPort}");
-Console.WriteLine($"node B {nodeB.PublicKey} at {nodeB.Address}, UDP port {nodeB.ListenPort}");
-
-// Ping: the first one includes the WireGuard handshake.
-for (int i = 0; i < 3; i++)
+string folder = Directory.CreateTempSubdirectory("tunnelmesh-quickstart").FullName;
+using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+var ct = timeout.Token;
+try
 {
-    var rtt = await nodeA.PingAsync(ipB, TimeSpan.FromSeconds(5));
-    Console.WriteLine($"ping A -> B: {rtt.TotalMilliseconds:F3} ms");
-}
-
-Console.WriteLine($"ping B -> A: {(await nodeB.PingAsync(ipA, TimeSpan.FromSeconds(5))).TotalMilliseconds:F3} ms");
-
-// UDP datagrams both ways, on the nodes' mesh addresses.
-await using var socketA = nodeA.ListenUdp(5000);
-await using var socketB = nodeB.ListenUdp(6000);
-using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-var buffer = new byte[2048];
-
-await socketA.SendToAsync(Encoding.UTF8.GetBytes("hello from A"), new IPEndPoint(ipB, 6000), timeout.Token);
-var atB = await socketB.ReceiveFromAsync(buffer, timeout.Token);
-Console.WriteLine($"B received \"{Encoding.UTF8.GetString(buffer, 0, atB.ReceivedBytes)}\" from {atB.RemoteEndPoint}");
-
-await socketB.SendToAsync(Encoding.UTF8.GetBytes("hello back from B"), atB.RemoteEndPoint, timeout.Token);
-var atA = await socketA.ReceiveFromAsync(buffer, timeout.Token);
-Console.WriteLine($"A received \"{Encoding.UTF8.GetString(buffer, 0, atA.ReceivedBytes)}\" from {atA.RemoteEndPoint}");
-
-// TCP on the mesh: B listens on port 80 of its mesh address, A dials it. Both ends are ordinary
-// Streams (and IDuplexPipes) on the nodes' own userspace TCP, no sockets of the OS involved.
-await using (var listener = await nodeB.ListenAsync(80, timeout.Token))
-{
-    var accepting = listener.AcceptAsync(timeout.Token).AsTask();
-    await using var client = await nodeA.DialAsync(new IPEndPoint(ipB, 80), options: null, timeout.Token);
-    await using var server = await accepting;
-    Console.WriteLine($"TCP {client.LocalEndPoint} -> {client.RemoteEndPoint} established");
-
-    var request = new byte[1 << 20];
-    Random.Shared.NextBytes(request);
-    var echo = Task.Run(async () =>
+    // 1. The coordinator: peer registry, addresses, names, the peer-map stream and the relay.
+    string admin = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+    var builder = WebApplication.CreateSlimBuilder();
+    builder.Logging.ClearProviders();
+    builder.WebHost.UseUrls("http://127.0.0.1:0");
+    builder.Services.AddMeshCoordinator(o =>
     {
-        await server.CopyToAsync(server, timeout.Token); // echo until A half-closes
-        await server.ShutdownSendAsync(timeout.Token);
+        o.AdminCredential = admin;
+        o.SqlitePath = Path.Combine(folder, "coordinator.db");
     });
-    var write = Task.Run(async () =>
+    await using var coordinator = builder.Build();
+    coordinator.MapMeshCoordinator();
+    await coordinator.StartAsync(ct);
+    var url = new Uri(coordinator.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+    Console.WriteLine($"coordinator on {url} (SQLite in {folder})");
+
+    // 2. An auth key, through the admin API (what `tunnelmesh authkey create --reusable` does).
+    using var http = new HttpClient { BaseAddress = url };
+    http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", admin);
+    using var created = await http.PostAsJsonAsync("/api/v1/authkeys", new CreateAuthKeyRequest(Reusable: true, Description: "quickstart"), ct);
+    created.EnsureSuccessStatusCode();
+    string authKey = (await created.Content.ReadFromJsonAsync<CreatedAuthKey>(ct))!.Key;
+
+    // 3. Three nodes join with it. Each gets an address and a name from the coordinator.
+    var nodes = new List<MeshNode>();
+    foreach (string name in new[] { "alpha", "beta", "gamma" })
     {
-        await client.WriteAsync(request, timeout.Token);
-        await client.ShutdownSendAsync(timeout.Token);
-    });
-    var back = new MemoryStream();
-    await client.CopyToAsync(back, timeout.Token);
-    await Task.WhenAll(echo, write);
-    bool same = back.ToArray().AsSpan().SequenceEqual(request);
-    Console.WriteLine($"TCP echo: sent {request.Length} B, got {back.Length} B back, {(same ? "identical" : "DIFFERENT")}");
-    if (!same)
-    {
-        return 1;
+        var node = new MeshNode(new MeshNodeOptions { ControlUrl = url, AuthKey = authKey, Hostname = name, ListenAddress = IPAddress.Loopback });
+        nodes.Add(node);
+        await node.StartAsync(ct);
+        var self = node.GetStatus().Self;
+        Console.WriteLine($"{self.Fqdn} joined: {string.Join(", ", self.Addresses)}, key {node.PublicKey}");
     }
+
+    try
+    {
+        var (alpha, beta, gamma) = (nodes[0], nodes[1], nodes[2]);
+        foreach (var node in nodes)
+        {
+            while (node.GetStatus().Peers.Count < 2)
+            {
+                await Task.Delay(20, ct); // the peer map is pushed within a second of each join
+            }
+        }
+
+        // 4. Ping by name (the first one includes the WireGuard handshake).
+        var betaAddress = alpha.GetStatus().FindPeer("beta")!.Addresses[0];
+        for (int i = 0; i < 3; i++)
+        {
+            var rtt = await alpha.PingAsync(betaAddress, TimeSpan.FromSeconds(5), ct);
+            Console.WriteLine($"ping alpha -> beta ({betaAddress}): {rtt.TotalMilliseconds:F3} ms via {alpha.GetStatus().FindPeer("beta")!.Path}");
+        }
+
+        // 5. TCP by name: gamma listens on port 80 of its mesh address, alpha dials "gamma.tunnelmesh".
+        await using (var listener = await gamma.ListenAsync(80, ct))
+        {
+            var accepting = listener.AcceptAsync(ct).AsTask();
+            await using var client = await alpha.DialAsync("gamma.tunnelmesh", 80, ct);
+            await using var server = await accepting;
+            Console.WriteLine($"TCP {client.LocalEndPoint} -> {client.RemoteEndPoint} (gamma.tunnelmesh) established");
+            var request = new byte[1 << 20];
+            Random.Shared.NextBytes(request);
+            var echo = Task.Run(async () =>
+            {
+                await server.CopyToAsync(server, ct); // echo until alpha half-closes
+                await server.ShutdownSendAsync(ct);
+            }, ct);
+            var write = Task.Run(async () =>
+            {
+                await client.WriteAsync(request, ct);
+                await client.ShutdownSendAsync(ct);
+            }, ct);
+            var back = new MemoryStream();
+            await client.CopyToAsync(back, ct);
+            await Task.WhenAll(echo, write);
+            bool same = back.ToArray().AsSpan().SequenceEqual(request);
+            Console.WriteLine($"TCP echo: sent {request.Length} B, got {back.Length} B back, {(same ? "identical" : "DIFFERENT")}");
+            if (!same)
+            {
+                return 1;
+            }
+        }
+
+        // 6. DNS on the mesh: alpha asks beta's DNS server (UDP port 53 of beta's mesh address) for gamma.
+        await using (var socket = alpha.ListenUdp())
+        {
+            byte[] query = DnsQuery("gamma.tunnelmesh");
+            await socket.SendToAsync(query, new IPEndPoint(betaAddress, 53), ct);
+            var answer = new byte[512];
+            var got = await socket.ReceiveFromAsync(answer, ct);
+            // The answer's last 4 bytes are the A record's address (one question, one answer).
+            var address = new IPAddress(answer.AsSpan(got.ReceivedBytes - 4, 4));
+            int rcode = answer[3] & 0x0F;
+            Console.WriteLine($"DNS: beta's server says gamma.tunnelmesh is {address} (rcode {rcode}, {got.ReceivedBytes} B)");
+            if (rcode != 0 || !address.Equals(gamma.Address))
+            {
+                return 1;
+            }
+        }
+
+        // 7. What each node sees.
+        foreach (var node in nodes)
+        {
+            var status = node.GetStatus();
+            foreach (var peer in status.Peers)
+            {
+                Console.WriteLine($"{status.Self.Name,-6} sees {peer.Name,-6} {peer.Addresses[0],-12} path {peer.Path,-6} last handshake {peer.LastHandshake?.ToString("HH:mm:ss") ?? "-"}");
+            }
+        }
+    }
+    finally
+    {
+        foreach (var node in nodes)
+        {
+            await node.DisposeAsync();
+        }
+    }
+
+    await coordinator.StopAsync(CancellationToken.None);
+    Console.WriteLine("QuickStart finished.");
+    return 0;
+}
+finally
+{
+    Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    Directory.Delete(folder, recursive: true);
 }
 
-foreach (var (name, node) in new[] { ("A", nodeA), ("B", nodeB) })
+// A minimal DNS query for an A record (RFC 1035: header, one question, recursion desired).
+static byte[] DnsQuery(string name)
 {
-    var stats = node.GetStatistics();
-    foreach (var peer in stats.Peers)
+    var q = new List<byte> { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
+    foreach (string label in name.Split('.'))
     {
-        Console.WriteLine($"node {name}: peer {peer.PublicKey} endpoint {peer.Endpoint} sent {peer.SentBytes} B, received {peer.ReceivedBytes} B, handshakes {peer.Handshakes}, drops {stats.TotalDrops}");
+        q.Add((byte)label.Length);
+        q.AddRange(Encoding.ASCII.GetBytes(label));
     }
-}
 
-Console.WriteLine("QuickStart finished.");
-return 0;
-
-static MeshNodeOptions NodeOptions(NodePrivateKey key, IPAddress address, NodePublicKey peer, IPAddress peerIp, IPEndPoint? peerEndpoint)
-{
-    var options = new MeshNodeOptions { PrivateKey = key, ListenAddress = IPAddress.Loopback };
-    options.Addresses.Add(address);
-    var p = new MeshPeerOptions { PublicKey = peer, Endpoint = peerEndpoint };
-    p.AllowedIPs.Add(new IPNetwork(peerIp, 32));
-    options.Peers.Add(p);
-    return options;
+    q.AddRange([0, 0, 1, 0, 1]); // root, type A, class IN
+    return [.. q];
 }

@@ -52,6 +52,8 @@ public sealed class MeshNode : IAsyncDisposable
     private NodePrivateKey? _privateKey;
     private MeshControlPlane? _control;
     private int _statusPending;
+    private readonly CancellationTokenSource _background = new();
+    private Task? _stunLoop;
     private int _state; // 0 new, 1 running, 2 disposed
 
     /// <summary>Creates a node; nothing happens until <see cref="StartAsync"/>.</summary>
@@ -208,6 +210,10 @@ public sealed class MeshNode : IAsyncDisposable
                 _control = controlPlane;
                 Volatile.Write(ref _state, 1);
                 controlPlane?.StartLoop();
+                if (controlPlane is not null)
+                {
+                    _stunLoop = RunStunAsync(controlPlane, logger, _background.Token);
+                }
                 MeshNodeLog.Started(logger, PublicKey, _address, transport.LocalPort, device.Peers.Count());
             }
             catch
@@ -274,7 +280,9 @@ public sealed class MeshNode : IAsyncDisposable
                 info?.Fqdn,
                 addresses,
                 peer.PublicKey,
-                endpoint.IsSet ? endpoint.ToIPEndPoint() : null,
+                path == MeshPeerPath.Relay
+                    ? (peer.Paths!.Direct is { IsSet: true } direct ? direct.ToIPEndPoint() : null) // the relay's pseudo-endpoint means nothing to a user
+                    : endpoint.IsSet ? endpoint.ToIPEndPoint() : null,
                 path,
                 info?.Online ?? true,
                 peer.LastHandshake));
@@ -515,6 +523,12 @@ public sealed class MeshNode : IAsyncDisposable
             }
 
             Volatile.Write(ref _state, 2);
+            await _background.CancelAsync().ConfigureAwait(false);
+            if (_stunLoop is not null)
+            {
+                await _stunLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
             if (_control is not null)
             {
                 await _control.DisposeAsync().ConfigureAwait(false);
@@ -566,6 +580,82 @@ public sealed class MeshNode : IAsyncDisposable
         return new RelayTransport(
             new RelayTransportOptions { Url = new Uri(controlUrl.AbsoluteUri.TrimEnd('/') + "/api/v1/relay"), TokenProvider = () => control.Token, Pool = _pool, Drops = _drops, Time = _time },
             _loggerFactory.CreateLogger<RelayTransport>());
+    }
+
+    /// <summary>How often a node in control mode asks the coordinator's STUN servers for its reflexive endpoint.</summary>
+    internal static readonly TimeSpan StunInterval = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Control mode: asks the STUN servers the coordinator advertises (MeshInfo.StunEndpoints) for the
+    /// reflexive endpoint of the WireGuard socket, now and every <see cref="StunInterval"/>, and
+    /// publishes it beside the local endpoints. Failures are logged and retried at the next round.
+    /// </summary>
+    private async Task RunStunAsync(MeshControlPlane control, ILogger logger, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        string? published = null;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            IReadOnlyList<string> servers = [];
+            try
+            {
+                servers = control.Self.Mesh.StunEndpoints ?? [];
+            }
+            catch (InvalidOperationException)
+            {
+                // not joined yet (started from saved state with the coordinator down): next round
+            }
+
+            foreach (string server in servers)
+            {
+                try
+                {
+                    var endpoint = await ResolveStunServerAsync(server, cancellationToken).ConfigureAwait(false);
+                    var reflexive = await Stun.QueryAsync(endpoint, TimeSpan.FromSeconds(1), 3, cancellationToken).ConfigureAwait(false);
+                    string text = reflexive.ToString();
+                    if (text != published)
+                    {
+                        published = text;
+                        control.SetExtraEndpoints([text]);
+                        MeshNodeLog.ReflexiveEndpoint(logger, text, server);
+                    }
+
+                    break;
+                }
+                catch (Exception ex) when (ex is TimeoutException or SocketException or FormatException or ArgumentException)
+                {
+                    MeshNodeLog.StunFailed(logger, server, ex.Message);
+                }
+            }
+
+            try
+            {
+                await Task.Delay(StunInterval, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static async Task<IPEndPoint> ResolveStunServerAsync(string hostPort, CancellationToken cancellationToken)
+    {
+        if (IPEndPoint.TryParse(hostPort, out var literal) && literal.Port != 0)
+        {
+            return literal;
+        }
+
+        int colon = hostPort.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(hostPort.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
+        {
+            throw new FormatException($"'{hostPort}' is not host:port");
+        }
+
+        var addresses = await System.Net.Dns.GetHostAddressesAsync(hostPort[..colon], cancellationToken).ConfigureAwait(false);
+        var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
+            ?? throw new FormatException($"'{hostPort}' has no address");
+        return new IPEndPoint(address, port);
     }
 
     private async Task StartDnsAsync(NetStack stack)
@@ -628,6 +718,12 @@ internal static partial class MeshNodeLog
 {
     [LoggerMessage(1, LogLevel.Information, "Mesh node {PublicKey} started at {Address}, UDP port {Port}, {PeerCount} peers")]
     public static partial void Started(ILogger logger, NodePublicKey publicKey, IPAddress address, int port, int peerCount);
+
+    [LoggerMessage(3, LogLevel.Information, "Reflexive endpoint {Endpoint} (STUN server {Server})")]
+    public static partial void ReflexiveEndpoint(ILogger logger, string endpoint, string server);
+
+    [LoggerMessage(4, LogLevel.Debug, "STUN server {Server} did not give a reflexive endpoint: {Reason}")]
+    public static partial void StunFailed(ILogger logger, string server, string reason);
 
     [LoggerMessage(2, LogLevel.Warning, "A StatusChanged handler threw")]
     public static partial void StatusHandlerFailed(ILogger logger, Exception exception);

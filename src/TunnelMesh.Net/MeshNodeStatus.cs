@@ -33,7 +33,7 @@ public sealed record MeshSelfStatus(string? Name, string? Fqdn, IReadOnlyList<IP
 /// <param name="Fqdn">Name and DNS suffix (null for a static peer).</param>
 /// <param name="Addresses">Its mesh addresses (for a static peer: its allowed IPs' base addresses).</param>
 /// <param name="PublicKey">Its WireGuard public key.</param>
-/// <param name="Endpoint">Where its packets go now, if known.</param>
+/// <param name="Endpoint">Its UDP endpoint: where its packets go on the direct path, or the direct endpoint being probed while on the relay; null when none is known.</param>
 /// <param name="Path">How packets reach it now.</param>
 /// <param name="Online">Whether the coordinator sees it connected (true for a static peer).</param>
 /// <param name="LastHandshake">When the last WireGuard handshake with it completed, if any did.</param>

@@ -1,0 +1,108 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace TunnelMesh.Net.Cli;
+
+/// <summary>What <c>status</c> and <c>peers</c> print: a node's status in JSON-friendly form.</summary>
+internal sealed record LocalStatus(LocalSelf Self, IReadOnlyList<LocalPeer> Peers, bool ControlConnected, long MapVersion)
+{
+    public static LocalStatus From(MeshNodeStatus s) => new(
+        new LocalSelf(s.Self.Name, s.Self.Fqdn, s.Self.Addresses.Select(a => a.ToString()).ToList(), s.Self.PublicKey.ToString()),
+        s.Peers.Select(p => new LocalPeer(p.Name, p.Fqdn, p.Addresses.Select(a => a.ToString()).ToList(), p.PublicKey.ToString(), p.Endpoint?.ToString(), p.Path.ToString().ToLowerInvariant(), p.Online, p.LastHandshake)).ToList(),
+        s.ControlConnected,
+        s.MapVersion);
+}
+
+/// <summary>The node itself.</summary>
+internal sealed record LocalSelf(string? Name, string? Fqdn, IReadOnlyList<string> Addresses, string PublicKey);
+
+/// <summary>One peer.</summary>
+internal sealed record LocalPeer(string? Name, string? Fqdn, IReadOnlyList<string> Addresses, string PublicKey, string? Endpoint, string Path, bool Online, DateTimeOffset? LastHandshake);
+
+/// <summary>One ping's outcome.</summary>
+internal sealed record LocalPing(string Name, string Address, string Path, double? RttMs, string? Error);
+
+/// <summary>
+/// The local API of a node run by <c>tunnelmesh join</c>: HTTP on a Unix socket in its state
+/// directory (mode 0600): GET /status and GET /ping?name=N&amp;count=C.
+/// </summary>
+internal sealed class LocalApi : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string _path;
+
+    private LocalApi(WebApplication app, string path)
+    {
+        _app = app;
+        _path = path;
+    }
+
+    public static async Task<LocalApi> StartAsync(MeshNode node, string stateDirectory, CancellationToken ct)
+    {
+        string path = LocalApiClient.SocketPath(stateDirectory);
+        File.Delete(path); // a stale socket of an earlier run
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(path));
+        var app = builder.Build();
+        app.MapGet("/status", () => Results.Json(LocalStatus.From(node.GetStatus()), TunnelMeshCli.Json));
+        app.MapGet("/ping", async (string? name, int? count, CancellationToken rct) =>
+        {
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                return Results.Problem(detail: "name is required", statusCode: StatusCodes.Status400BadRequest);
+            }
+
+            var status = node.GetStatus();
+            IPAddress? address = IPAddress.TryParse(name, out var literal) ? literal : null;
+            var peer = address is null ? status.FindPeer(name) : status.Peers.FirstOrDefault(p => p.Addresses.Contains(address));
+            if (peer is null)
+            {
+                return Results.Problem(detail: $"no peer named '{name}' in the mesh", statusCode: StatusCodes.Status404NotFound);
+            }
+
+            address ??= peer.Addresses.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) ?? (peer.Addresses.Count > 0 ? peer.Addresses[0] : null);
+            if (address is null)
+            {
+                return Results.Problem(detail: $"peer '{name}' has no address", statusCode: StatusCodes.Status409Conflict);
+            }
+
+            var results = new List<LocalPing>();
+            for (int i = 0; i < Math.Clamp(count ?? 3, 1, 100); i++)
+            {
+                try
+                {
+                    var rtt = await node.PingAsync(address, TimeSpan.FromSeconds(5), rct).ConfigureAwait(false);
+                    string path = (node.GetStatus().FindPeer(peer.PublicKey)?.Path ?? peer.Path).ToString().ToLowerInvariant();
+                    results.Add(new LocalPing(peer.Name ?? name, address.ToString(), path, rtt.TotalMilliseconds, null));
+                }
+                catch (TimeoutException e)
+                {
+                    results.Add(new LocalPing(peer.Name ?? name, address.ToString(), peer.Path.ToString().ToLowerInvariant(), null, TunnelMeshCli.OneLine(e.Message)));
+                }
+            }
+
+            return Results.Json(results, TunnelMeshCli.Json);
+        });
+        await app.StartAsync(ct).ConfigureAwait(false);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        return new LocalApi(app, path);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        File.Delete(_path);
+    }
+
+    internal static string Ms(double? ms) => ms is { } v ? v.ToString("F2", CultureInfo.InvariantCulture) + " ms" : "-";
+}

@@ -1,0 +1,111 @@
+using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using TunnelMesh.Net.Server;
+
+namespace TunnelMesh.Net.Cli;
+
+/// <summary><c>tunnelmesh serve</c>: a coordinator (API, peer map, relay, STUN) with the SQLite store.</summary>
+internal static class ServeCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var listen = new Option<string>("--listen")
+        {
+            Description = "The URL(s) Kestrel listens on, separated by ';' (put it behind HTTPS in production).",
+            DefaultValueFactory = _ => "http://127.0.0.1:8080",
+        };
+        var db = new Option<string>("--db")
+        {
+            Description = "The SQLite database file (created if missing).",
+            DefaultValueFactory = _ => "tunnelmesh.db",
+        };
+        var postgres = new Option<string?>("--postgres")
+        {
+            Description = "A PostgreSQL connection string: use PostgreSQL instead of SQLite (several replicas behind one load balancer).",
+        };
+        var admin = new Option<string>("--admin-key")
+        {
+            Description = "The admin credential (at least 16 characters). Default: $TUNNELMESH_ADMIN_KEY.",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TUNNELMESH_ADMIN_KEY") ?? "",
+        };
+        var prefix4 = new Option<string>("--prefix4") { Description = "The IPv4 mesh prefix.", DefaultValueFactory = _ => "100.64.0.0/10" };
+        var prefix6 = new Option<string>("--prefix6") { Description = "The IPv6 (ULA) mesh prefix.", DefaultValueFactory = _ => "fd74:6d65:7368::/48" };
+        var suffix = new Option<string>("--dns-suffix") { Description = "The DNS suffix of mesh names.", DefaultValueFactory = _ => "tunnelmesh" };
+        var stun = new Option<int>("--stun-port") { Description = "UDP port of the STUN responder (0: off).", DefaultValueFactory = _ => 3478 };
+        var stunAdvertise = new Option<string?>("--stun-advertise")
+        {
+            Description = "host:port nodes should send STUN requests to (default: the --listen host with --stun-port; required when listening on all addresses).",
+        };
+        var command = new Command("serve", "Run a coordinator in the foreground (Ctrl-C stops it).") { listen, db, postgres, admin, prefix4, prefix6, suffix, stun, stunAdvertise };
+        command.SetAction(async (parse, ct) =>
+        {
+            string adminKey = parse.GetValue(admin)!;
+            if (string.IsNullOrEmpty(adminKey))
+            {
+                throw new CliException("no admin credential: pass --admin-key or set TUNNELMESH_ADMIN_KEY", TunnelMeshCli.Usage);
+            }
+
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+            builder.WebHost.UseUrls(parse.GetValue(listen)!);
+            int stunPort = parse.GetValue(stun);
+            string? advertised = stunPort == 0 ? null : parse.GetValue(stunAdvertise) ?? AdvertisedStun(parse.GetValue(listen)!, stunPort);
+            builder.Services.AddMeshCoordinator(o =>
+            {
+                o.AdminCredential = adminKey;
+                o.SqlitePath = parse.GetValue(db)!;
+                o.PostgresConnectionString = parse.GetValue(postgres);
+                o.Prefix4 = parse.GetValue(prefix4)!;
+                o.Prefix6 = parse.GetValue(prefix6)!;
+                o.DnsSuffix = parse.GetValue(suffix)!;
+                if (advertised is not null)
+                {
+                    o.StunEndpoints.Add(advertised);
+                }
+            });
+            if (stunPort != 0)
+            {
+                builder.Services.AddMeshStun(o => o.Port = stunPort);
+            }
+            await using var app = builder.Build();
+            app.UseWebSockets();
+            app.MapMeshCoordinator();
+            await app.StartAsync(ct).ConfigureAwait(false);
+            await stdout.WriteLineAsync($"coordinator listening on {string.Join(", ", app.Urls)}; STUN {(stunPort == 0 ? "off" : $"on UDP port {stunPort}, advertised as {advertised ?? "(nothing: pass --stun-advertise)"}")}").ConfigureAwait(false);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The STUN endpoint to advertise from the first --listen URL: its host, unless that is a wildcard.</summary>
+    internal static string? AdvertisedStun(string listen, int port)
+    {
+        string first = listen.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "";
+        if (!Uri.TryCreate(first.Replace("://*", "://wildcard", StringComparison.Ordinal).Replace("://+", "://wildcard", StringComparison.Ordinal), UriKind.Absolute, out var uri))
+        {
+            return null;
+        }
+
+        string host = uri.Host;
+        if (host is "wildcard" or "0.0.0.0" or "[::]" or "::")
+        {
+            return null;
+        }
+
+        return host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[') ? $"[{host}]:{port}" : $"{host}:{port}";
+    }
+}

@@ -1,0 +1,220 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using TunnelMesh.Net.Cli;
+
+namespace TunnelMesh.Net.Server.Tests.Cli;
+
+/// <summary>
+/// The tunnelmesh command, run in process (the same entry as the tool): a coordinator with
+/// <c>serve</c>, keys with <c>authkey</c>, two nodes with <c>join</c>, then <c>status</c>,
+/// <c>peers</c> and <c>ping</c> against their local APIs. Everything binds 127.0.0.1.
+/// </summary>
+public sealed partial class CliTests
+{
+    private const string Admin = "cli-test-admin-credential-0123456789";
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task Serve_authkey_join_status_peers_and_ping_work_together()
+    {
+        string dir = Directory.CreateTempSubdirectory("tmcli").FullName;
+        using var stop = new CancellationTokenSource();
+        var running = new List<Task<int>>();
+        try
+        {
+            var serveOut = new SyncWriter();
+            running.Add(Task.Run(() => TunnelMeshCli.RunAsync(["serve", "--listen", "http://127.0.0.1:0", "--db", Path.Combine(dir, "c.db"), "--admin-key", Admin, "--stun-port", "0"], serveOut, serveOut, stop.Token)));
+            string url = (await Until(() => ListeningUrl().Match(serveOut.Text) is { Success: true } m ? m.Groups[1].Value : null, "serve prints its URL", running))!;
+
+            var (rc, key, _) = await Run("authkey", "create", "--server", url, "--admin-key", Admin, "--reusable", "--tag", "tag:test");
+            Assert.Equal(0, rc);
+            Assert.Matches("^tmkey-1-[0-9a-f]{64}$", key.Trim());
+
+            var (rcList, list, _) = await Run("authkey", "list", "--server", url, "--admin-key", Admin);
+            Assert.Equal(0, rcList);
+            Assert.Contains("reusable", list);
+            Assert.Contains("tag:test", list);
+            Assert.DoesNotContain(key.Trim(), list); // the secret is never listed
+
+            foreach (string name in new[] { "alpha", "beta" })
+            {
+                var w = new SyncWriter();
+                string state = Path.Combine(dir, name);
+                running.Add(Task.Run(() => TunnelMeshCli.RunAsync(["join", "--server", url, "--auth-key", key.Trim(), "--hostname", name, "--state-dir", state, "--listen-address", "127.0.0.1"], w, w, stop.Token)));
+                await Until(() => File.Exists(Path.Combine(state, LocalApiClient.SocketName)) ? "" : null, $"{name} serves its local API", running);
+            }
+
+            string a = Path.Combine(dir, "alpha");
+            var (rcStatus, status, _) = await Run("status", "--state-dir", a);
+            Assert.Equal(0, rcStatus);
+            Assert.Contains("alpha.tunnelmesh", status);
+            Assert.Contains("100.64.0.", status);
+
+            await Until(async () => (await Run("peers", "--state-dir", a)).Out is var o && o.Contains("beta.tunnelmesh", StringComparison.Ordinal) ? o : null, "alpha lists beta");
+
+            var (rcPing, ping, pingErr) = await Run("ping", "beta", "--state-dir", a, "--count", "2");
+            Assert.True(rcPing == 0, pingErr);
+            Assert.Matches(@"pong from beta \(100\.64\.0\.\d+\) via (direct|relay) in \d+\.\d\d ms", ping);
+
+            // Failures: one line on stderr, non-zero exit.
+            var (rcNobody, _, nobodyErr) = await Run("ping", "nobody", "--state-dir", a);
+            Assert.Equal(1, rcNobody);
+            Assert.Equal("tunnelmesh: error: 404 Not Found: no peer named 'nobody' in the mesh", nobodyErr.Trim());
+
+            var (rcWrong, _, wrongErr) = await Run("authkey", "list", "--server", url, "--admin-key", "not-the-admin-credential");
+            Assert.Equal(1, rcWrong);
+            Assert.Single(wrongErr.Trim().Split('\n'));
+            Assert.StartsWith("tunnelmesh: error: listing auth keys: 401", wrongErr.Trim());
+
+            var (rcRevoke, revoked, _) = await Run("authkey", "revoke", "1", "--server", url, "--admin-key", Admin);
+            Assert.Equal(0, rcRevoke);
+            Assert.Contains("revoked auth key 1", revoked);
+            var (rcJoin, _, joinErr) = await Run("join", "--server", url, "--auth-key", key.Trim(), "--hostname", "gamma", "--state-dir", Path.Combine(dir, "gamma"));
+            Assert.Equal(1, rcJoin);
+            Assert.Contains("revoked", joinErr);
+            Assert.Single(joinErr.Trim().Split('\n'));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            foreach (var t in running)
+            {
+                Assert.Equal(0, await t.WaitAsync(TimeSpan.FromSeconds(30)));
+            }
+
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("serve")]
+    [InlineData("authkey")]
+    [InlineData("authkey create")]
+    [InlineData("authkey list")]
+    [InlineData("authkey revoke")]
+    [InlineData("join")]
+    [InlineData("status")]
+    [InlineData("peers")]
+    [InlineData("ping")]
+    public async Task Every_command_has_help(string command)
+    {
+        var (rc, output, _) = await Run([.. command.Split(' '), "--help"]);
+        Assert.Equal(0, rc);
+        Assert.Contains("Usage:", output);
+        Assert.Contains(command.Split(' ')[^1], output);
+    }
+
+    [Theory]
+    [InlineData("frob")]
+    [InlineData("authkey create --server not-a-url --admin-key x")]
+    [InlineData("ping")]
+    [InlineData("ping x --count 500")]
+    [InlineData("join --auth-key k")]
+    public async Task Bad_usage_is_one_line_and_exit_code_2(string args)
+    {
+        var (rc, _, error) = await Run(args.Split(' '));
+        Assert.Equal(2, rc);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.StartsWith("tunnelmesh: error: ", error);
+    }
+
+    [Fact]
+    public async Task Status_without_a_running_node_says_so()
+    {
+        string dir = Directory.CreateTempSubdirectory("tmcli").FullName;
+        try
+        {
+            var (rc, _, error) = await Run("status", "--state-dir", dir);
+            Assert.Equal(1, rc);
+            Assert.Contains("no node is running", error);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var stdout = new SyncWriter();
+        var stderr = new SyncWriter();
+        using var timeout = new CancellationTokenSource(Deadline);
+        int rc = await TunnelMeshCli.RunAsync(args, stdout, stderr, timeout.Token);
+        return (rc, stdout.Text, stderr.Text);
+    }
+
+    private static Task<string?> Until(Func<string?> probe, string what, IReadOnlyList<Task<int>>? running = null) =>
+        Until(() => Task.FromResult(probe()), what, running);
+
+    private static async Task<string?> Until(Func<Task<string?>> probe, string what, IReadOnlyList<Task<int>>? running = null)
+    {
+        DateTime until = DateTime.UtcNow + Deadline;
+        while (true)
+        {
+            if (await probe() is { } value)
+            {
+                return value;
+            }
+
+            if (running?.FirstOrDefault(t => t.IsCompleted) is { } ended)
+            {
+                Assert.Fail($"waiting for '{what}': a command ended early with exit code {await ended}");
+            }
+
+            Assert.True(DateTime.UtcNow < until, $"timed out waiting for: {what}");
+            await Task.Delay(25);
+        }
+    }
+
+    [GeneratedRegex(@"coordinator listening on (http://127\.0\.0\.1:\d+)")]
+    private static partial Regex ListeningUrl();
+
+    /// <summary>A thread-safe writer whose text can be read while commands still write.</summary>
+    private sealed class SyncWriter : StringWriter
+    {
+        private readonly Lock _gate = new();
+
+        public string Text
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return ToString();
+                }
+            }
+        }
+
+        public override Encoding Encoding => Encoding.UTF8;
+
+        public override void Write(char value)
+        {
+            lock (_gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override void Write(string? value)
+        {
+            lock (_gate)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override Task WriteAsync(string? value)
+        {
+            Write(value);
+            return Task.CompletedTask;
+        }
+
+        public override Task WriteLineAsync(string? value)
+        {
+            Write(value + Environment.NewLine);
+            return Task.CompletedTask;
+        }
+
+        public override void WriteLine(string? value) => Write(value + Environment.NewLine);
+    }
+}
