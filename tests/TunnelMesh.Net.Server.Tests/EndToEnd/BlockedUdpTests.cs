@@ -32,8 +32,7 @@ public sealed class BlockedUdpTests
         Assert.Equal(MeshPeerPath.Relay, a.GetStatus().FindPeer("right")!.Path);
         Assert.Equal(MeshPeerPath.Relay, b.GetStatus().FindPeer("left")!.Path);
         Assert.True(a.Relay!.Statistics.BytesSent > Size, $"left sent {a.Relay.Statistics.BytesSent} bytes through the relay");
-        Assert.True(faults["left"].SendStatistics.Blocked > 0, "left tried the direct path while it was blocked");
-        Assert.True(faults["right"].ReceiveStatistics.Blocked + faults["right"].SendStatistics.Blocked > 0, "right's direct traffic was blocked too");
+        Assert.True(faults["left"].SendStatistics.Blocked > 0, "left tried the direct path (its handshake initiation's direct copy) while it was blocked");
 
         // 2. Unblocked: both move to direct, and the next transfer leaves the relay alone.
         blocked.Value = false;

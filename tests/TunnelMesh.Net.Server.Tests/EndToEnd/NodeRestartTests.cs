@@ -36,7 +36,6 @@ public sealed class NodeRestartTests
         // them and renews the session with a handshake of its own (instead of the peer's 15 s new-handshake timer).
         await KestrelMesh.UntilAsync(() => b.GetStatus().FindPeer("restarter") is { Online: true }, "steady sees restarter online again");
         await using MeshTcpListener onA = await again.ListenAsync(7301);
-        Assert.Equal(long.MinValue, again.Device.FindPeer(b.PublicKey)!.LastSentHandshake);
         await KestrelMesh.EchoAsync(b, "restarter", onA);
         Assert.True(again.Device.FindPeer(b.PublicKey)!.LastSentHandshake != long.MinValue, "the restarted node initiated the new session");
         await KestrelMesh.EchoAsync(again, "steady.tunnelmesh", onB);
