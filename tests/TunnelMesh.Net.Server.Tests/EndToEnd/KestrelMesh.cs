@@ -179,7 +179,7 @@ internal sealed class KestrelMesh : IAsyncDisposable
     public MeshNode CreateNode(MeshNodeOptions options, Func<MeshNodeOptions, PacketBufferPool, DropCounters, IDatagramTransport>? transport = null)
     {
         ILoggerFactory? logs = null;
-        if (Environment.GetEnvironmentVariable("TM_E2E_LOG") is { } dir)
+        if (Environment.GetEnvironmentVariable("TM_E2E_LOG") is not null)
         {
             var collector = new NodeLog();
             _logs.Add((options.Hostname + "-" + _logs.Count, collector));
