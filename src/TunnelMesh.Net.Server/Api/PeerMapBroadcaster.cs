@@ -76,8 +76,10 @@ internal sealed class PeerMapBroadcaster : BackgroundService
                 IReadOnlyList<NodeRecord> nodes = await _store.ListNodesAsync(stoppingToken).ConfigureAwait(false);
                 seen = version;
                 MapUpdate update = _builder.Next(version, nodes);
-                Interlocked.Exchange(ref _deltasSerialized, _builder.DeltasSerialized);
                 Publish(update);
+
+                // After publishing, so that whoever reads the count then Current sees every counted update.
+                Interlocked.Exchange(ref _deltasSerialized, _builder.DeltasSerialized);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
