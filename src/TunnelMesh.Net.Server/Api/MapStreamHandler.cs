@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
-using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Control;
@@ -20,7 +19,6 @@ internal sealed class MapStreamHandler
 
     private readonly IMeshStore _store;
     private readonly PeerMapBroadcaster _broadcaster;
-    private readonly CoordinatorSettings _settings;
     private readonly TimeProvider _time;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger _logger;
@@ -29,14 +27,12 @@ internal sealed class MapStreamHandler
     public MapStreamHandler(
         IMeshStore store,
         PeerMapBroadcaster broadcaster,
-        CoordinatorSettings settings,
         TimeProvider time,
         IHostApplicationLifetime lifetime,
         ILogger<MapStreamHandler> logger)
     {
         _store = store;
         _broadcaster = broadcaster;
-        _settings = settings;
         _time = time;
         _lifetime = lifetime;
         _logger = logger;
@@ -56,10 +52,10 @@ internal sealed class MapStreamHandler
             await _store.SetOnlineAsync(node.Id, true, _time.GetUtcNow(), ct).ConfigureAwait(false);
             long floor = await _store.GetVersionAsync(ct).ConfigureAwait(false);
             receiving = ReceiveUntilCloseAsync(socket, ct);
-            var view = new PeerMapView(_settings, node.Id);
+            var view = new PeerMapView(node.Id, floor);
             while (true)
             {
-                Task<bool> ready = subscription.States.WaitToReadAsync(ct).AsTask();
+                Task<bool> ready = subscription.Updates.WaitToReadAsync(ct).AsTask();
                 if (await Task.WhenAny(ready, receiving).ConfigureAwait(false) == receiving)
                 {
                     await receiving.ConfigureAwait(false);
@@ -74,24 +70,22 @@ internal sealed class MapStreamHandler
                     break;
                 }
 
-                if (!subscription.States.TryRead(out MapState? state) || (!view.SnapshotSent && state.Version < floor))
+                if (!subscription.Updates.TryRead(out MapUpdate? update))
                 {
                     continue;
                 }
 
-                NodeRecord? self = Find(state.Nodes, node.Id);
-                if (self is null || self.Expired is not null)
+                MapStep step = view.Next(update, _broadcaster.Current ?? update);
+                if (step.CloseReason is { } closing)
                 {
-                    reason = self is null ? "node deleted" : "node expired";
+                    reason = closing;
                     await CloseAsync(socket, WebSocketCloseStatus.PolicyViolation, reason, receiving).ConfigureAwait(false);
                     break;
                 }
 
-                PeerMapMessage? message = view.Next(state);
-                if (message is not null)
+                if (!step.Message.IsEmpty)
                 {
-                    byte[] json = JsonSerializer.SerializeToUtf8Bytes(message, ApiJson.Options);
-                    await socket.SendAsync(json, WebSocketMessageType.Text, endOfMessage: true, ct).ConfigureAwait(false);
+                    await socket.SendAsync(step.Message, WebSocketMessageType.Text, endOfMessage: true, ct).ConfigureAwait(false);
                 }
             }
         }
@@ -114,19 +108,6 @@ internal sealed class MapStreamHandler
             await MarkOfflineIfLastAsync(node.Id).ConfigureAwait(false);
             Log.MapStreamClosed(_logger, node.Id, reason);
         }
-    }
-
-    private static NodeRecord? Find(IReadOnlyList<NodeRecord> nodes, long id)
-    {
-        foreach (NodeRecord n in nodes)
-        {
-            if (n.Id == id)
-            {
-                return n;
-            }
-        }
-
-        return null;
     }
 
     /// <summary>Reads (and drops) what the node sends until it closes; control frames are handled inside.</summary>

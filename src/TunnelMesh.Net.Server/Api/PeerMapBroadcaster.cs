@@ -5,16 +5,14 @@ using TunnelMesh.Net.Server.Stores;
 
 namespace TunnelMesh.Net.Server.Api;
 
-/// <summary>The whole node list at one map version.</summary>
-/// <param name="Version">The store's map version when the list was read (the list is at least that new).</param>
-/// <param name="Nodes">Every node, expired ones too.</param>
-internal sealed record MapState(long Version, IReadOnlyList<NodeRecord> Nodes);
-
 /// <summary>
 /// The one loop that watches the store for the whole coordinator: it waits for the map version to
 /// move (<see cref="IMeshStore.WaitForChangeAsync"/>, which sees changes by any replica), reads the
-/// node list once and offers it to every map stream. Each stream diffs it against what it last sent.
-/// States are read one after another, so every subscriber sees them in version order.
+/// node list once, diffs it against the list it read before and serializes that delta once
+/// (<see cref="MapUpdateBuilder"/>), then offers the one <see cref="MapUpdate"/> to every map stream,
+/// which sends the same bytes. A change costs O(nodes) here plus O(1) per stream.
+/// Updates are built one after another, so every subscriber sees them in version order, each
+/// one's <see cref="MapUpdate.PreviousVersion"/> being the version of the one before.
 /// </summary>
 internal sealed class PeerMapBroadcaster : BackgroundService
 {
@@ -23,17 +21,23 @@ internal sealed class PeerMapBroadcaster : BackgroundService
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly HashSet<MapSubscription> _subscriptions = [];
-    private volatile MapState? _current;
+    private readonly MapUpdateBuilder _builder;
+    private volatile MapUpdate? _current;
+    private long _deltasSerialized;
 
-    public PeerMapBroadcaster(IMeshStore store, TimeProvider time, ILogger<PeerMapBroadcaster> logger)
+    public PeerMapBroadcaster(IMeshStore store, CoordinatorSettings settings, TimeProvider time, ILogger<PeerMapBroadcaster> logger)
     {
         _store = store;
         _time = time;
         _logger = logger;
+        _builder = new MapUpdateBuilder(settings);
     }
 
-    /// <summary>The latest state read, or null before the first.</summary>
-    public MapState? Current => _current;
+    /// <summary>The latest update, or null before the first.</summary>
+    public MapUpdate? Current => _current;
+
+    /// <summary>Deltas serialized so far: one per version step that changed a visible node, however many streams.</summary>
+    internal long DeltasSerialized => Interlocked.Read(ref _deltasSerialized);
 
     /// <summary>Subscribes to states from now on (the current one first, when there is one).</summary>
     public MapSubscription Subscribe()
@@ -71,7 +75,11 @@ internal sealed class PeerMapBroadcaster : BackgroundService
                 long version = await _store.WaitForChangeAsync(seen, stoppingToken).ConfigureAwait(false);
                 IReadOnlyList<NodeRecord> nodes = await _store.ListNodesAsync(stoppingToken).ConfigureAwait(false);
                 seen = version;
-                Publish(new MapState(version, nodes));
+                MapUpdate update = _builder.Next(version, nodes);
+                Publish(update);
+
+                // After publishing, so that whoever reads the count then Current sees every counted update.
+                Interlocked.Exchange(ref _deltasSerialized, _builder.DeltasSerialized);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -102,38 +110,45 @@ internal sealed class PeerMapBroadcaster : BackgroundService
         }
     }
 
-    private void Publish(MapState state)
+    private void Publish(MapUpdate update)
     {
         lock (_gate)
         {
-            _current = state;
+            _current = update;
             foreach (MapSubscription s in _subscriptions)
             {
-                s.Offer(state);
+                s.Offer(update);
             }
         }
     }
 }
 
-/// <summary>One map stream's view of the broadcaster: only the newest state waits (older ones are superseded).</summary>
+/// <summary>
+/// One map stream's queue of updates, bounded: when the stream falls <see cref="Capacity"/> updates
+/// behind, the oldest is dropped, the chain of versions breaks, and the stream sends a fresh snapshot
+/// instead of the deltas it missed (<see cref="PeerMapView"/>).
+/// </summary>
 internal sealed class MapSubscription : IDisposable
 {
-    private readonly PeerMapBroadcaster _owner;
-    private readonly Channel<MapState> _states = Channel.CreateBounded<MapState>(
-        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = false });
+    /// <summary>Updates a stream may have pending before it falls back to a snapshot.</summary>
+    public const int Capacity = 16;
 
-    internal MapSubscription(PeerMapBroadcaster owner) => _owner = owner;
+    private readonly PeerMapBroadcaster? _owner;
+    private readonly Channel<MapUpdate> _updates = Channel.CreateBounded<MapUpdate>(
+        new BoundedChannelOptions(Capacity) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = false });
 
-    /// <summary>The states, newest only.</summary>
-    public ChannelReader<MapState> States => _states.Reader;
+    internal MapSubscription(PeerMapBroadcaster? owner) => _owner = owner;
 
-    internal void Offer(MapState state) => _states.Writer.TryWrite(state);
+    /// <summary>The updates in version order (gaps where the stream fell behind).</summary>
+    public ChannelReader<MapUpdate> Updates => _updates.Reader;
 
-    internal void Complete() => _states.Writer.TryComplete();
+    internal void Offer(MapUpdate update) => _updates.Writer.TryWrite(update);
+
+    internal void Complete() => _updates.Writer.TryComplete();
 
     public void Dispose()
     {
-        _owner.Unsubscribe(this);
-        _states.Writer.TryComplete();
+        _owner?.Unsubscribe(this);
+        _updates.Writer.TryComplete();
     }
 }

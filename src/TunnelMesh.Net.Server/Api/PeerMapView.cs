@@ -1,82 +1,70 @@
-using TunnelMesh.Net.Control;
-using TunnelMesh.Net.Server.Stores;
-
 namespace TunnelMesh.Net.Server.Api;
 
+/// <summary>What a map stream does with one update: send these bytes (possibly none), or close the stream.</summary>
+/// <param name="Message">The serialized <see cref="TunnelMesh.Net.Control.PeerMapMessage"/> to send; empty for nothing.</param>
+/// <param name="IsSnapshot">Whether <paramref name="Message"/> is a snapshot.</param>
+/// <param name="CloseReason">Not null: close the stream with this reason (the node was deleted or expired).</param>
+internal readonly record struct MapStep(ReadOnlyMemory<byte> Message, bool IsSnapshot, string? CloseReason);
+
 /// <summary>
-/// What one map stream has sent its node: every other non-expired node's key and the version of
-/// its record. Turns each newer <see cref="MapState"/> into the message that brings the node up to it.
+/// What one map stream has sent its node: only the map version it brought the node to (O(1) per
+/// stream). The first update at or above the stream's floor (the version when it opened) sends a
+/// snapshot; an update whose <see cref="MapUpdate.PreviousVersion"/> is the version sent sends its
+/// shared delta; any other (the stream missed updates: it fell behind and its queue dropped some)
+/// sends a fresh snapshot of the newest update instead.
 /// </summary>
 internal sealed class PeerMapView
 {
-    private readonly CoordinatorSettings _settings;
     private readonly long _selfId;
-    private readonly Dictionary<string, long> _sent = new(StringComparer.Ordinal);
+    private readonly long _floor;
+    private long _sent = -1;
 
-    public PeerMapView(CoordinatorSettings settings, long selfId)
+    public PeerMapView(long selfId, long floor)
     {
-        _settings = settings;
         _selfId = selfId;
+        _floor = floor;
     }
 
     /// <summary>Whether the snapshot went out.</summary>
-    public bool SnapshotSent { get; private set; }
+    public bool SnapshotSent => _sent >= 0;
+
+    /// <summary>The version the node was brought to; -1 before the snapshot.</summary>
+    public long SentVersion => _sent;
+
+    /// <summary>Snapshots sent after the first because the stream had fallen behind.</summary>
+    public int Resyncs { get; private set; }
 
     /// <summary>
-    /// The first call: the snapshot of <paramref name="state"/>. Later calls: a delta of the nodes
-    /// added or changed (by record version) and the keys removed or expired since; null when nothing changed for this node.
+    /// The step for <paramref name="update"/>; <paramref name="latest"/> is the newest update published
+    /// (no older than <paramref name="update"/>), the one a snapshot is taken of.
     /// </summary>
-    public PeerMapMessage? Next(MapState state)
+    public MapStep Next(MapUpdate update, MapUpdate latest)
     {
-        if (!SnapshotSent)
+        if (update.Version <= _sent || (_sent < 0 && update.Version < _floor))
         {
-            SnapshotSent = true;
-            foreach (NodeRecord n in state.Nodes)
-            {
-                if (IsPeer(n))
-                {
-                    _sent[n.PublicKey] = n.Version;
-                }
-            }
-
-            return _settings.Snapshot(state.Version, state.Nodes, _selfId);
+            return default;
         }
 
-        var visible = new HashSet<string>(StringComparer.Ordinal);
-        List<MeshNodeInfo>? upserted = null;
-        foreach (NodeRecord n in state.Nodes)
+        bool delta = _sent >= 0 && update.PreviousVersion == _sent;
+        MapUpdate state = delta || latest.Version < update.Version ? update : latest;
+        TunnelMesh.Net.Server.Stores.NodeRecord? self = state.Find(_selfId);
+        if (self is null || self.Expired is not null)
         {
-            if (!IsPeer(n))
-            {
-                continue;
-            }
-
-            visible.Add(n.PublicKey);
-            if (!_sent.TryGetValue(n.PublicKey, out long v) || v != n.Version)
-            {
-                (upserted ??= []).Add(_settings.ToInfo(n));
-                _sent[n.PublicKey] = n.Version;
-            }
+            return new MapStep(ReadOnlyMemory<byte>.Empty, false, self is null ? "node deleted" : "node expired");
         }
 
-        List<string>? removed = null;
-        foreach (string key in _sent.Keys)
+        if (delta)
         {
-            if (!visible.Contains(key))
-            {
-                (removed ??= []).Add(key);
-            }
+            _sent = state.Version;
+            return new MapStep(state.DeltaFor(_selfId), false, null);
         }
 
-        foreach (string key in removed ?? [])
+        if (_sent >= 0)
         {
-            _sent.Remove(key);
+            Resyncs++;
         }
 
-        return upserted is null && removed is null
-            ? null
-            : new PeerMapMessage(PeerMapMessageType.Delta, state.Version, Upserted: upserted ?? [], Removed: removed ?? []);
+        _sent = state.Version;
+        return new MapStep(state.SnapshotFor(_selfId), true, null);
     }
-
-    private bool IsPeer(NodeRecord n) => n.Id != _selfId && n.Expired is null;
 }

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.TestHost;
 using TunnelMesh.Net.Control;
+using TunnelMesh.Net.Server.Api;
 using TunnelMesh.Net.Server.Tests.Support;
 
 namespace TunnelMesh.Net.Server.Tests.Api;
@@ -121,5 +122,61 @@ public sealed class MapStreamTests
         Assert.Null(await auth.AuthenticateAsync(ctx, CancellationToken.None));
         ctx.Request.Headers.Authorization = "Bearer " + a.NodeToken;
         Assert.Equal(a.Self.Id, (await auth.AuthenticateAsync(ctx, CancellationToken.None))!.Id);
+    }
+
+    [Fact]
+    public async Task One_change_is_serialized_once_whatever_the_number_of_streams()
+    {
+        await using CoordinatorHost host = await CoordinatorHost.StartAsync();
+        CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
+        JoinResponse[] nodes = new JoinResponse[5];
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            nodes[i] = await host.JoinAsync(key.Key, $"fan{i}");
+        }
+
+        var maps = new List<MapStream>();
+        try
+        {
+            foreach (JoinResponse n in nodes)
+            {
+                maps.Add(await host.OpenMapAsync(n.NodeToken));
+            }
+
+            foreach (MapStream m in maps)
+            {
+                await m.WaitUntilAsync(x => x.Peers.Count == nodes.Length - 1 && x.Peers.Values.All(p => p.Online), "every peer online");
+            }
+
+            var broadcaster = (PeerMapBroadcaster)host.Services.GetService(typeof(PeerMapBroadcaster))!;
+            long v0 = await host.Store.GetVersionAsync(CancellationToken.None);
+            DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+            while ((broadcaster.Current?.Version ?? -1) < v0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
+
+            Assert.True(broadcaster.Current!.Version >= v0, "the broadcaster did not catch up");
+            long published = broadcaster.Current.Version;
+            long before = broadcaster.DeltasSerialized;
+
+            Assert.Equal(HttpStatusCode.OK, (await host.Admin.PatchAsJsonAsync($"/api/v1/nodes/{nodes[0].Self.Id}", new RenameNodeRequest("renamed"), CoordinatorHost.Json)).StatusCode);
+            foreach (MapStream m in maps.Skip(1))
+            {
+                await m.WaitUntilAsync(x => x.Peers[nodes[0].Self.PublicKey].Name == "renamed", "the rename");
+            }
+
+            // At most one delta per version step, not one per stream (four streams received this one).
+            long serialized = broadcaster.DeltasSerialized - before;
+            long steps = broadcaster.Current.Version - published;
+            Assert.InRange(serialized, 1, steps);
+        }
+        finally
+        {
+            foreach (MapStream m in maps)
+            {
+                await m.DisposeAsync();
+            }
+        }
     }
 }
