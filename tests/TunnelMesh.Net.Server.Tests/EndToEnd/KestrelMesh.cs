@@ -32,7 +32,7 @@ internal sealed class KestrelMesh : IAsyncDisposable
     private readonly Action<MeshCoordinatorOptions>? _configure;
     private readonly TimeProvider? _time;
     private readonly List<MeshNode> _nodes = [];
-    private readonly List<(string Name, NodeLog Logs)> _logs = [];
+    private readonly List<(string Name, LogCollector Logs)> _logs = [];
     private WebApplication? _app;
     private int _port;
 
@@ -181,7 +181,7 @@ internal sealed class KestrelMesh : IAsyncDisposable
         ILoggerFactory? logs = null;
         if (Environment.GetEnvironmentVariable("TM_E2E_LOG") is not null)
         {
-            var collector = new NodeLog();
+            var collector = new LogCollector();
             _logs.Add((options.Hostname + "-" + _logs.Count, collector));
             logs = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(collector));
         }
@@ -218,7 +218,7 @@ internal sealed class KestrelMesh : IAsyncDisposable
         Admin?.Dispose();
         if (Environment.GetEnvironmentVariable("TM_E2E_LOG") is { } dir)
         {
-            foreach ((string name, NodeLog logs) in _logs)
+            foreach ((string name, LogCollector logs) in _logs)
             {
                 File.WriteAllLines(Path.Combine(dir, name + ".log"), logs.Lines);
             }
@@ -286,43 +286,5 @@ internal sealed class KestrelMesh : IAsyncDisposable
         Task<TcpTransfer.Outcome> receiving = TcpTransfer.ReceiveAsync(server, size, cts.Token);
         TcpTransfer.Outcome sent = await TcpTransfer.SendAsync(client, size, seed, cancellationToken: cts.Token);
         TcpTransfer.AssertSame(sent, await receiving, $"transfer {seed} to {name}");
-    }
-
-    /// <summary>A node's log lines with times, written to $TM_E2E_LOG/&lt;host&gt;-&lt;n&gt;.log when the mesh is disposed (debugging aid).</summary>
-    private sealed class NodeLog : ILoggerProvider
-    {
-        private readonly List<string> _lines = [];
-
-        public IReadOnlyList<string> Lines
-        {
-            get
-            {
-                lock (_lines)
-                {
-                    return _lines.ToList();
-                }
-            }
-        }
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(NodeLog owner, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                lock (owner._lines)
-                {
-                    owner._lines.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel} {category}: {formatter(state, exception)} {exception}");
-                }
-            }
-        }
     }
 }

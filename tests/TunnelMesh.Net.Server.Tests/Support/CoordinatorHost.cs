@@ -30,7 +30,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
 
     private readonly string? _sqlitePath;
 
-    private CoordinatorHost(WebApplication app, IMeshStore store, CapturingLoggerProvider logs, string? sqlitePath)
+    private CoordinatorHost(WebApplication app, IMeshStore store, LogCollector logs, string? sqlitePath)
     {
         _app = app;
         _sqlitePath = sqlitePath;
@@ -50,7 +50,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
 
     public IMeshStore Store { get; }
 
-    public CapturingLoggerProvider Logs { get; }
+    public LogCollector Logs { get; }
 
     public IServiceProvider Services => _app.Services;
 
@@ -76,7 +76,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
         }
 
         store ??= new MemoryMeshStore();
-        var logs = new CapturingLoggerProvider();
+        var logs = new LogCollector();
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
         builder.Logging.ClearProviders();
