@@ -18,7 +18,7 @@ public sealed class ConcurrentJoinTests
         await using CoordinatorHost host = await CoordinatorHost.StartAsync(storeKind: store);
         CreatedAuthKey key = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));
 
-        // A few nodes join first and watch the rest arrive over their map streams.
+        // A few nodes join first and watch the rest arrive over their map streams (deltas).
         var watchers = new List<(JoinResponse Join, MapStream Map)>();
         for (int i = 0; i < Watchers; i++)
         {
@@ -57,12 +57,38 @@ public sealed class ConcurrentJoinTests
         {
             await map.WaitUntilAsync(m => m.Peers.Count == Nodes - 1, $"{join.Self.Name} sees all {Nodes - 1} peers", TimeSpan.FromMinutes(2));
             Assert.Equal(allKeys.Where(k => k != join.Self.PublicKey), map.Peers.Keys.Order());
-            await map.DisposeAsync();
         }
 
-        // A stream opened now starts from a full snapshot.
-        await using MapStream late = await host.OpenMapAsync(all[^1].NodeToken);
-        await late.WaitUntilAsync(m => m.Messages >= 1, "late snapshot");
-        Assert.Equal(Nodes - 1, late.Received[0].Peers!.Count);
+        // Every other node opens its map stream too (a snapshot each): all 500 maps converge.
+        var streams = watchers.Select(w => (w.Join, w.Map)).ToList();
+        try
+        {
+            foreach (JoinResponse join in all.Skip(Watchers))
+            {
+                streams.Add((join, await host.OpenMapAsync(join.NodeToken)));
+            }
+
+            foreach ((JoinResponse join, MapStream map) in streams)
+            {
+                await map.WaitUntilAsync(m => m.Peers.Count == Nodes - 1, $"{join.Self.Name} sees all {Nodes - 1} peers", TimeSpan.FromMinutes(2));
+                Assert.Equal(allKeys.Where(k => k != join.Self.PublicKey), map.Peers.Keys.Order());
+            }
+
+            // One more change (an admin rename) reaches every one of the 500 streams.
+            JoinResponse renamed = all[Nodes / 2];
+            using HttpResponseMessage patch = await host.Admin.PatchAsJsonAsync($"/api/v1/nodes/{renamed.Self.Id}", new RenameNodeRequest("renamed-node"), CoordinatorHost.Json);
+            Assert.Equal(HttpStatusCode.OK, patch.StatusCode);
+            foreach ((JoinResponse join, MapStream map) in streams.Where(s => s.Join.Self.Id != renamed.Self.Id))
+            {
+                await map.WaitUntilAsync(m => m.Peers[renamed.Self.PublicKey].Name == "renamed-node", $"{join.Self.Name} sees the rename", TimeSpan.FromMinutes(1));
+            }
+        }
+        finally
+        {
+            foreach ((_, MapStream map) in streams)
+            {
+                await map.DisposeAsync();
+            }
+        }
     }
 }
