@@ -529,6 +529,8 @@ public sealed class MeshNode : IAsyncDisposable
                 await _stunLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
 
+            _background.Dispose();
+
             if (_control is not null)
             {
                 await _control.DisposeAsync().ConfigureAwait(false);
@@ -622,7 +624,7 @@ public sealed class MeshNode : IAsyncDisposable
 
                     break;
                 }
-                catch (Exception ex) when (ex is TimeoutException or SocketException or FormatException or ArgumentException)
+                catch (Exception ex) when (ex is TimeoutException or SocketException or FormatException or ArgumentException or MeshConfigurationException)
                 {
                     MeshNodeLog.StunFailed(logger, server, ex.Message);
                 }
@@ -641,21 +643,9 @@ public sealed class MeshNode : IAsyncDisposable
 
     private static async Task<IPEndPoint> ResolveStunServerAsync(string hostPort, CancellationToken cancellationToken)
     {
-        if (IPEndPoint.TryParse(hostPort, out var literal) && literal.Port != 0)
-        {
-            return literal;
-        }
-
-        int colon = hostPort.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(hostPort.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
-        {
-            throw new FormatException($"'{hostPort}' is not host:port");
-        }
-
-        var addresses = await System.Net.Dns.GetHostAddressesAsync(hostPort[..colon], cancellationToken).ConfigureAwait(false);
-        var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
-            ?? throw new FormatException($"'{hostPort}' has no address");
-        return new IPEndPoint(address, port);
+        var parsed = WgQuickConfig.ParseEndpoint(hostPort) ?? throw new FormatException($"'{hostPort}' is not host:port");
+        var endpoint = await MeshNodeConfigValidator.ResolveAsync(parsed, "MeshInfo.StunEndpoints", cancellationToken).ConfigureAwait(false);
+        return endpoint.ToIPEndPoint();
     }
 
     private async Task StartDnsAsync(NetStack stack)

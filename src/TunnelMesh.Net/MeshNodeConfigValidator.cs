@@ -164,7 +164,8 @@ internal static class MeshNodeConfigValidator
         return new ControlConfig(url, options.AuthKey, hostname.Trim(), options.StateDirectory, options.Ephemeral);
     }
 
-    private static async Task<Endpoint> ResolveAsync(EndPoint endPoint, string option, CancellationToken cancellationToken)
+    /// <summary>An IP endpoint as is, a DNS endpoint resolved (IPv4 first); a failure names <paramref name="option"/>.</summary>
+    internal static async Task<Endpoint> ResolveAsync(EndPoint endPoint, string option, CancellationToken cancellationToken)
     {
         switch (endPoint)
         {
