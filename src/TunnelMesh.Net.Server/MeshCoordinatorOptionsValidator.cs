@@ -129,22 +129,6 @@ internal sealed class MeshCoordinatorOptionsValidator : IValidateOptions<MeshCoo
         return true;
     }
 
-    private static bool IsHostPort(string? s)
-    {
-        if (string.IsNullOrWhiteSpace(s))
-        {
-            return false;
-        }
-
-        if (IPEndPoint.TryParse(s, out IPEndPoint? ep))
-        {
-            return ep.Port != 0;
-        }
-
-        int colon = s.LastIndexOf(':');
-        return colon > 0
-            && Uri.CheckHostName(s[..colon]) == UriHostNameType.Dns
-            && int.TryParse(s.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port)
-            && port is > 0 and <= 65535;
-    }
+    private static bool IsHostPort(string? s) =>
+        !string.IsNullOrWhiteSpace(s) && TunnelMesh.Net.WgQuickConfig.ParseEndpoint(s.Trim()) is not null; // the node parses it the same way
 }
