@@ -107,6 +107,26 @@ internal sealed class TcpAssembler
     }
 
     /// <summary>
+    /// The first <paramref name="count"/> bytes were delivered without being added (in-order data
+    /// arriving while every range slot holds out-of-order data): every range moves down by that much.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A held range starts before <paramref name="count"/>, or it is negative.</exception>
+    public void Advance(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (_count > 0)
+        {
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _starts[0]);
+        }
+
+        for (int i = 0; i < _count; i++)
+        {
+            _starts[i] -= count;
+            _ends[i] -= count;
+        }
+    }
+
+    /// <summary>
     /// When a range starts at offset 0 (the gap at the receive point is filled), removes it, moves
     /// every other range down by its length (the receive point advanced past it) and returns that
     /// length; otherwise returns 0.

@@ -1128,14 +1128,24 @@ internal sealed class TcpConnection : ITransmitBatchCompletion
         else
         {
             int written = _recvBuffer.WriteAt(offset, payload);
-            if (!_assembler.Add(offset, written))
+            if (_assembler.Add(offset, written))
+            {
+                advanced = _assembler.RemoveFront();
+            }
+            else if (offset == 0)
+            {
+                // In order, but every range slot holds out-of-order data: the bytes need no range,
+                // they are delivered at once (refusing them stalled the connection on its first hole).
+                _assembler.Advance(written);
+                advanced = written;
+            }
+            else
             {
                 _stack.Drops.Increment(DropReason.TcpReassemblyFull);
                 _ackNow = true;
                 return;
             }
 
-            advanced = _assembler.RemoveFront();
             _recvBuffer.Commit(advanced);
             _ackNow = true; // out of order, or filling a hole: ACK at once (RFC 5681 4.2)
         }

@@ -174,6 +174,24 @@ public class TcpAssemblerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new TcpAssembler(0));
     }
 
+    [Fact]
+    public void Advance_moves_every_range_down_for_bytes_delivered_without_a_range()
+    {
+        // What the connection does with in-order data that does not fill the first hole while
+        // every slot is taken: it delivers it and moves the ranges down.
+        var assembler = new TcpAssembler(maxRanges: 2);
+        Assert.True(assembler.Add(10, 5));
+        Assert.True(assembler.Add(30, 5));
+        Assert.False(assembler.Add(0, 4));
+        assembler.Advance(4);
+        Assert.Equal([(26, 31), (6, 11)], Ranges(assembler, 4));
+        Assert.Equal(0, assembler.RemoveFront());
+        Assert.True(assembler.Add(0, 6)); // now touches [6, 11)
+        Assert.Equal(11, assembler.RemoveFront());
+        Assert.Throws<ArgumentOutOfRangeException>(() => assembler.Advance(16)); // past the start of [15, 20)
+        Assert.Throws<ArgumentOutOfRangeException>(() => assembler.Advance(-1));
+    }
+
     private static (int Start, int End)[] Ranges(TcpAssembler assembler, int max)
     {
         var ranges = new (int Start, int End)[max];
