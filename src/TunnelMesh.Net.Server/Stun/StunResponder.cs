@@ -109,13 +109,16 @@ internal sealed partial class StunResponder : BackgroundService
                 continue;
             }
 
+            // Counted before the send: the asker can read the answer before SendToAsync returns here,
+            // and anyone who has seen the answer must also see it counted.
+            Interlocked.Increment(ref _answered);
             try
             {
                 await socket.SendToAsync(response.AsMemory(0, answer), SocketFlags.None, source, stoppingToken).ConfigureAwait(false);
-                Interlocked.Increment(ref _answered);
             }
             catch (SocketException ex)
             {
+                Interlocked.Decrement(ref _answered);
                 Interlocked.Increment(ref _dropped);
                 Log.SendFailed(_logger, ex.SocketErrorCode);
             }
