@@ -488,6 +488,60 @@ public sealed class MeshNode : IAsyncDisposable
         return new MeshTcpStream(connection);
     }
 
+    /// <summary>
+    /// Which peer owns <paramref name="address"/>: for an accepted connection, pass its
+    /// <see cref="MeshTcpStream.RemoteEndPoint"/> address to learn who is calling (name, key, tags),
+    /// e.g. to authorise by peer identity. Null when no peer's allowed IPs contain the address.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The node is not started.</exception>
+    public MeshPeerIdentity? WhoIs(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        ThrowIfNotRunning();
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (Device.PeerFor(address) is not { } peer)
+        {
+            return null;
+        }
+
+        MeshNodeInfo? info = null;
+        _control?.Peers.TryGetValue(peer.PublicKey, out info);
+        return new MeshPeerIdentity(
+            peer.PublicKey,
+            info?.Name,
+            info?.Fqdn,
+            info is not null ? MeshControlPlane.ParseAddresses(info.Addresses) : peer.Config.AllowedIps.Select(n => n.BaseAddress).ToArray(),
+            info?.Tags ?? []);
+    }
+
+    /// <summary>Who is on the other end of <paramref name="connection"/> (see <see cref="WhoIs(IPAddress)"/>).</summary>
+    public MeshPeerIdentity? WhoIs(MeshTcpStream connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return WhoIs(connection.RemoteEndPoint.Address);
+    }
+
+    /// <summary>
+    /// An <see cref="HttpMessageHandler"/> whose connections go through this node: host names in
+    /// request URIs are mesh names (<c>http://beta/</c>, <c>http://beta.tunnelmesh:8080/</c>) or
+    /// mesh IP literals. Use it with <c>new HttpClient(handler)</c> or as the primary handler of a
+    /// named client in <c>IHttpClientFactory</c>. HTTPS works as usual (TLS runs over the mesh stream).
+    /// </summary>
+    public SocketsHttpHandler CreateHttpMessageHandler() => Http.MeshHttp.CreateHandler(this);
+
+    /// <summary>An <see cref="HttpClient"/> that reaches mesh services by name (see <see cref="CreateHttpMessageHandler"/>).</summary>
+    /// <example>
+    /// <code>
+    /// using var http = node.CreateHttpClient();
+    /// string text = await http.GetStringAsync("http://beta/hello");
+    /// </code>
+    /// </example>
+    public HttpClient CreateHttpClient() => new(CreateHttpMessageHandler(), disposeHandler: true);
+
     /// <summary>A snapshot of the node's per-peer counters and drops by reason.</summary>
     public MeshNodeStatistics GetStatistics()
     {

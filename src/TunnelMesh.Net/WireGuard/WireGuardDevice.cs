@@ -275,10 +275,17 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     }
 
     /// <summary>Whether some peer's allowed IPs contain <paramref name="address"/>.</summary>
-    public bool HasRouteTo(System.Net.IPAddress address)
+    public bool HasRouteTo(System.Net.IPAddress address) => PeerFor(address) is not null;
+
+    /// <summary>
+    /// The peer whose allowed IPs contain <paramref name="address"/> (longest prefix), or null. Since
+    /// inbound packets are dropped unless their source is in the sending peer's allowed IPs, this is
+    /// also the peer any packet from <paramref name="address"/> came from.
+    /// </summary>
+    public WireGuardPeer? PeerFor(System.Net.IPAddress address)
     {
         Span<byte> bytes = stackalloc byte[16];
-        return address.TryWriteBytes(bytes, out int written) && _allowedIps.Lookup(bytes[..written]) is not null;
+        return address.TryWriteBytes(bytes, out int written) ? _allowedIps.Lookup(bytes[..written]) : null;
     }
 
     private WireGuardPeer? RouteOutbound(ReadOnlySpan<byte> packet) =>
