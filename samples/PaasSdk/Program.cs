@@ -1,0 +1,2 @@
+// Placeholder: the PaaS SDK sample is being written (issue 5).
+return 0;
