@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Tests.EndToEnd;
 
@@ -66,5 +68,36 @@ public sealed class WhoIsAndHttpClientTests
         var socket = Assert.IsType<SocketException>(ex.InnerException);
         Assert.Equal(SocketError.HostNotFound, socket.SocketErrorCode);
         Assert.Contains("nosuch", socket.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_factory_client_with_UseMeshNode_dials_through_the_hosts_keyed_node()
+    {
+        await using var mesh = await KestrelMesh.StartAsync();
+        string key = await mesh.CreateReusableKeyAsync();
+        var server = await mesh.StartNodeAsync("reports", key);
+
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        var template = mesh.NodeOptions("frontend", key);
+        builder.Services.AddMeshNode("edge", o =>
+        {
+            o.ControlUrl = template.ControlUrl;
+            o.AuthKey = template.AuthKey;
+            o.Hostname = template.Hostname;
+            o.ListenAddress = template.ListenAddress;
+        });
+        builder.Services.AddHttpClient("reports", c => c.BaseAddress = new Uri("http://reports.tunnelmesh/")).UseMeshNode("edge");
+        using var host = builder.Build();
+        await host.StartAsync().WaitAsync(KestrelMesh.Deadline);
+        var edge = host.Services.GetRequiredKeyedService<MeshNode>("edge");
+        await KestrelMesh.UntilAsync(() => edge.GetStatus().FindPeer("reports") is not null, "the hosted node learns reports");
+
+        await using var listener = await server.ListenAsync(80);
+        var serving = ServeWhoIsAsync(server, listener, 1);
+        var client = host.Services.GetRequiredService<IHttpClientFactory>().CreateClient("reports");
+        string text = await client.GetStringAsync(new Uri("/x", UriKind.Relative)).WaitAsync(KestrelMesh.Deadline);
+        Assert.StartsWith("frontend|frontend.tunnelmesh|" + edge.PublicKey, text, StringComparison.Ordinal);
+        await serving.WaitAsync(KestrelMesh.Deadline);
+        await host.StopAsync().WaitAsync(KestrelMesh.Deadline);
     }
 }
