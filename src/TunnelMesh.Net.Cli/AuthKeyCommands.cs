@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using TunnelMesh.Net.Control;
+using TunnelMesh.Net.Admin;
 
 namespace TunnelMesh.Net.Cli;
 
@@ -42,17 +40,16 @@ internal static class AuthKeyCommands
         var command = new Command("create", "Create an auth key and print it (the only time it is shown).") { server, admin, reusable, ephemeral, expires, tags, description };
         command.SetAction(async (parse, ct) =>
         {
-            using var http = Client(parse.GetValue(server)!, parse.GetValue(admin)!);
-            var request = new CreateAuthKeyRequest(
-                parse.GetValue(reusable),
-                parse.GetValue(ephemeral),
-                parse.GetValue(expires) is { } e ? (long)e.TotalSeconds : null,
-                parse.GetValue(tags) is { Length: > 0 } t ? t : null,
-                parse.GetValue(description));
-            using var response = await http.PostAsJsonAsync("api/v1/authkeys", request, TunnelMeshCli.Json, ct).ConfigureAwait(false);
-            await EnsureAsync(response, "creating the auth key", ct).ConfigureAwait(false);
-            var created = await response.Content.ReadFromJsonAsync<CreatedAuthKey>(TunnelMeshCli.Json, ct).ConfigureAwait(false)
-                ?? throw new CliException("the coordinator answered without a key");
+            using var client = Client(parse.GetValue(server)!, parse.GetValue(admin)!);
+            var options = new MeshAuthKeyOptions
+            {
+                Reusable = parse.GetValue(reusable),
+                Ephemeral = parse.GetValue(ephemeral),
+                ExpiresIn = parse.GetValue(expires),
+                Tags = parse.GetValue(tags) is { Length: > 0 } t ? t : null,
+                Description = parse.GetValue(description),
+            };
+            var created = await AdminAsync("creating the auth key", () => client.CreateAuthKeyAsync(options, ct)).ConfigureAwait(false);
             await stdout.WriteLineAsync(created.Key).ConfigureAwait(false);
             return 0;
         });
@@ -66,10 +63,8 @@ internal static class AuthKeyCommands
         var command = new Command("list", "List auth keys (never their secrets).") { server, admin, json };
         command.SetAction(async (parse, ct) =>
         {
-            using var http = Client(parse.GetValue(server)!, parse.GetValue(admin)!);
-            using var response = await http.GetAsync(new Uri("api/v1/authkeys", UriKind.Relative), ct).ConfigureAwait(false);
-            await EnsureAsync(response, "listing auth keys", ct).ConfigureAwait(false);
-            var keys = await response.Content.ReadFromJsonAsync<List<AuthKeyInfo>>(TunnelMeshCli.Json, ct).ConfigureAwait(false) ?? [];
+            using var client = Client(parse.GetValue(server)!, parse.GetValue(admin)!);
+            var keys = await AdminAsync("listing auth keys", () => client.ListAuthKeysAsync(ct)).ConfigureAwait(false);
             if (parse.GetValue(json))
             {
                 await stdout.WriteLineAsync(System.Text.Json.JsonSerializer.Serialize(keys, TunnelMeshCli.Json)).ConfigureAwait(false);
@@ -96,17 +91,20 @@ internal static class AuthKeyCommands
         var command = new Command("revoke", "Revoke an auth key: no further joins with it.") { id, server, admin };
         command.SetAction(async (parse, ct) =>
         {
-            using var http = Client(parse.GetValue(server)!, parse.GetValue(admin)!);
+            using var client = Client(parse.GetValue(server)!, parse.GetValue(admin)!);
             long keyId = parse.GetValue(id);
-            using var response = await http.DeleteAsync(new Uri(string.Create(CultureInfo.InvariantCulture, $"api/v1/authkeys/{keyId}"), UriKind.Relative), ct).ConfigureAwait(false);
-            await EnsureAsync(response, $"revoking auth key {keyId}", ct).ConfigureAwait(false);
+            await AdminAsync($"revoking auth key {keyId}", async () =>
+            {
+                await client.RevokeAuthKeyAsync(keyId, ct).ConfigureAwait(false);
+                return keyId;
+            }).ConfigureAwait(false);
             await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"revoked auth key {keyId}")).ConfigureAwait(false);
             return 0;
         });
         return command;
     }
 
-    internal static HttpClient Client(Uri server, string adminKey)
+    internal static MeshAdminClient Client(Uri server, string adminKey)
     {
         if (string.IsNullOrEmpty(adminKey))
         {
@@ -118,16 +116,26 @@ internal static class AuthKeyCommands
             throw new CliException($"--server: '{server}' is not an http or https URL", TunnelMeshCli.Usage);
         }
 
-        var http = new HttpClient { BaseAddress = new Uri(server.AbsoluteUri.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-        return http;
+        try
+        {
+            return new MeshAdminClient(server, adminKey);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message, TunnelMeshCli.Usage);
+        }
     }
 
-    internal static async Task EnsureAsync(HttpResponseMessage response, string what, CancellationToken ct)
+    /// <summary>Runs an admin call; a refusal becomes one line for the user: what, the status, the coordinator's reason.</summary>
+    internal static async Task<T> AdminAsync<T>(string what, Func<Task<T>> call)
     {
-        if (!response.IsSuccessStatusCode)
+        try
         {
-            throw new CliException($"{what}: {await TunnelMeshCli.ProblemAsync(response, ct).ConfigureAwait(false)}");
+            return await call().ConfigureAwait(false);
+        }
+        catch (MeshAdminException e)
+        {
+            throw new CliException(string.Create(CultureInfo.InvariantCulture, $"{what}: {(int)e.StatusCode} {e.Title ?? e.StatusCode.ToString()}: {e.Reason}"));
         }
     }
 

@@ -20,8 +20,6 @@ internal static class ControlJson
 /// </summary>
 internal sealed class ControlClient : IDisposable
 {
-    private const int MaxProblemBytes = 16 * 1024;
-
     private readonly HttpClient _http;
     private readonly Uri _api;
 
@@ -87,31 +85,8 @@ internal sealed class ControlClient : IDisposable
             return;
         }
 
-        string reason = response.ReasonPhrase ?? "no reason given";
-        try
-        {
-            byte[] body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-            if (body.Length is > 0 and <= MaxProblemBytes)
-            {
-                using var document = JsonDocument.Parse(body);
-                if (document.RootElement.ValueKind == JsonValueKind.Object)
-                {
-                    if (document.RootElement.TryGetProperty("detail", out var detail) && detail.ValueKind == JsonValueKind.String && detail.GetString() is { Length: > 0 } d)
-                    {
-                        reason = d;
-                    }
-                    else if (document.RootElement.TryGetProperty("title", out var title) && title.ValueKind == JsonValueKind.String && title.GetString() is { Length: > 0 } t)
-                    {
-                        reason = t;
-                    }
-                }
-            }
-        }
-        catch (JsonException)
-        {
-            // Not a problem details body: the status line is all there is.
-        }
-
+        (string? title, string? detail) = await ProblemDetailsReader.ReadAsync(response, cancellationToken).ConfigureAwait(false);
+        string reason = ProblemDetailsReader.Reason(response, title, detail);
         throw new MeshControlException(response.StatusCode, reason);
     }
 }
