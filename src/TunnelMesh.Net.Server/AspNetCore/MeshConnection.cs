@@ -100,12 +100,15 @@ internal sealed class MeshConnection : ConnectionContext,
         _toSend.CancelPendingRead();
     }
 
-    /// <summary>Completes Kestrel's side of the pipes and waits until the stream is closed and both loops ended.</summary>
+    /// <summary>
+    /// Completes Kestrel's side of the pipes and waits until what was written is sent, the stream closed and both
+    /// loops ended. A peer that stops reading holds this up until <see cref="Abort(ConnectionAbortedException)"/>
+    /// (Kestrel aborts at its shutdown timeout; disposing the listener aborts what is left).
+    /// </summary>
     public override async ValueTask DisposeAsync()
     {
         _application.Input.Complete();
-        _application.Output.Complete();
-        _toSend.CancelPendingRead();
+        _application.Output.Complete(); // the send loop sends what is left, then closes the stream
         await _processing.ConfigureAwait(false);
         CancelClosed();
         _closed.Dispose();

@@ -30,7 +30,7 @@ internal sealed class MeshConnectionListenerFactory : IConnectionListenerFactory
             throw new NotSupportedException($"{endpoint} is not a mesh endpoint; the mesh transport binds only {nameof(MeshEndPoint)}s.");
         }
 
-        MeshNode node = mesh.Node ?? await MeshNodeSource.GetStartedNodeAsync(_services, mesh.NodeName, cancellationToken).ConfigureAwait(false);
+        MeshNode node = mesh.Node ?? await _services.GetStartedMeshNodeAsync(mesh.NodeName, cancellationToken).ConfigureAwait(false);
         if (!node.IsRunning)
         {
             throw new InvalidOperationException($"Kestrel cannot listen on {mesh}: the node is not started. Start it before the web host (or register it with AddMeshNode).");
