@@ -206,6 +206,30 @@ public sealed class UseMeshTests
         Assert.Equal("urls-b", (await overMesh.GetFromJsonAsync<WhoAmI>($"http://urls-a:{WebPort + 1}/whoami"))!.Name);
     }
 
+    [Fact]
+    public async Task ConfigureEndpoint_sets_the_protocols_and_an_HTTP2_stream_still_sees_the_mesh_peer()
+    {
+        await using KestrelMesh mesh = await KestrelMesh.StartAsync();
+        (MeshNode a, MeshNode b) = await StartPairAsync(mesh, "h2-a", "h2-b");
+        await using WebApplication app = await MeshWeb.StartAsync(builder => builder.WebHost.UseMesh(o =>
+        {
+            o.Node = a;
+            o.Port = WebPort;
+            o.ConfigureEndpoint = listen => listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2;
+        }));
+
+        using HttpClient http = b.CreateHttpClient();
+        http.Timeout = KestrelMesh.Deadline;
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://h2-a:{WebPort}/whoami")
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        HttpResponseMessage response = await http.SendAsync(request);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        Assert.Equal("h2-b", (await response.Content.ReadFromJsonAsync<WhoAmI>())!.Name);
+    }
+
     /// <summary>Node A (key without tags) and node B (key with tag:ci), B seeing A.</summary>
     internal static async Task<(MeshNode A, MeshNode B)> StartPairAsync(KestrelMesh mesh, string nameA, string nameB)
     {
