@@ -40,7 +40,7 @@ public sealed class MeshListenOptions
 
     /// <summary>
     /// Configures Kestrel's endpoint on the mesh (protocols, <c>UseHttps</c>, connection middleware). Default
-    /// null: HTTP/1.1 and HTTP/2 without TLS (plain-text HTTP/2 needs a client that speaks it with prior knowledge).
+    /// null: Kestrel's defaults for an endpoint without TLS. For HTTP/2 without TLS (prior knowledge), set <c>Protocols = HttpProtocols.Http2</c>.
     /// </summary>
     public Action<ListenOptions>? ConfigureEndpoint { get; set; }
 
