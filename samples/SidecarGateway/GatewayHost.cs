@@ -19,8 +19,8 @@ public static class GatewayHost
         builder.WebHost.UseUrls(urls ?? gateway["Urls"] ?? new GatewayOptions().Urls);
         builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
-        builder.Services.AddGatewayMeshNode(builder.Configuration.GetSection("MeshNode"));
-        builder.Services.AddHealthChecks().AddGatewayMeshNode();
+        builder.Services.AddMeshNode(builder.Configuration.GetSection("MeshNode"));
+        builder.Services.AddHealthChecks().AddMeshNode();
         builder.Services.AddMeshGateway(gateway, configure);
 
         var app = builder.Build();
