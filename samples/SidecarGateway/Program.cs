@@ -58,14 +58,14 @@ try
         Console.WriteLine($"""
 
             Try:
-              curl {g}/homelab/hello                              # path mode: /<node>/path -> http://homelab:80/path
-              curl -H 'Host: homelab.localhost' {g}/hello         # host mode (Gateway:Hosts)
-              curl -o /dev/null {g}/homelab/bytes/104857600      # 100 MiB streamed from the node
+              curl {g}/homelab/hello                         # path mode: /<node>/path -> http://homelab:80/path
+              curl -H 'Host: homelab.localhost' {g}/hello    # host mode (Gateway:Hosts)
+              curl -o /dev/null {g}/homelab/bytes/104857600  # 100 MiB streamed from the node
               head -c 50000000 /dev/urandom | curl --data-binary @- {g}/homelab/sha256
-              curl -i {g}/nobody/                                 # 502: no node named 'nobody' in the mesh
-              curl -i {g}/homelab:81/                             # 502: homelab:81 refused the connection
+              curl -i {g}/nobody/                            # 502: no node named 'nobody' in the mesh
+              curl -i {g}/homelab:81/                        # 502: homelab:81 refused the connection
               curl {g}/healthz
-              curl {g}/                                           # the nodes this gateway reaches
+              curl {g}/                                      # the nodes this gateway reaches
             WebSocket echo: ws://{address.Authority}/homelab/echo
             """);
     }
