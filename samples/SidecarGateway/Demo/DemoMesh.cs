@@ -60,6 +60,7 @@ public sealed class DemoMesh : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        builder.Services.AddSingleton<IHostLifetime, OwnedLifetime>(); // stopped by DisposeAsync, not by Ctrl+C
         builder.Services.AddMeshCoordinator(o =>
         {
             o.AdminCredential = admin;
@@ -85,6 +86,7 @@ public sealed class DemoMesh : IAsyncDisposable
         service.Logging.ClearProviders();
         service.WebHost.UseUrls("http://127.0.0.1:0");
         service.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        service.Services.AddSingleton<IHostLifetime, OwnedLifetime>();
         var app = service.Build();
         app.UseWebSockets();
         HomelabService.Map(app, homelabName);
@@ -135,6 +137,18 @@ public sealed class DemoMesh : IAsyncDisposable
         {
             Directory.Delete(Folder, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// A host lifetime that ignores Ctrl+C: the demo's apps are stopped by <see cref="DisposeAsync"/>
+    /// after the gateway (whose own console lifetime handles Ctrl+C), so the gateway's node never
+    /// sees its coordinator vanish first.
+    /// </summary>
+    private sealed class OwnedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private sealed class AppHandle(WebApplication app) : IAsyncDisposable
