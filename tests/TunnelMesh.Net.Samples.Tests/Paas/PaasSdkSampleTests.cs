@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using TunnelMesh.Net.Samples.Tests.Support;
 using TunnelMesh.Net.Tests.Support;
 
 namespace TunnelMesh.Net.Samples.Tests.Paas;
@@ -11,10 +12,7 @@ public sealed class PaasSdkSampleTests
     [Fact]
     public async Task The_PaaS_sample_enrolls_calls_and_removes_a_homelab_machine_and_exits_0()
     {
-        string dll = SampleDll("PaasSdk");
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-
-        ProcessRunner.Result run = await ProcessRunner.RunAsync(dotnet, [dll], RunLimit);
+        ProcessRunner.Result run = await SampleProcess.RunAsync("PaasSdk", [], RunLimit);
 
         Assert.True(run.ExitCode == 0, $"PaasSdk exited {run.ExitCode}:\n{run.All}");
         Assert.Equal("", run.Stderr);
@@ -35,23 +33,5 @@ public sealed class PaasSdkSampleTests
         string folder = Regex.Match(output, @"SQLite in (\S+)\)").Groups[1].Value;
         Assert.NotEqual("", folder);
         Assert.False(Directory.Exists(folder), $"the sample left {folder} behind");
-    }
-
-    /// <summary>samples/&lt;name&gt;/bin/&lt;configuration of this test&gt;/net10.0/&lt;name&gt;.dll under the folder holding TunnelMesh.Net.sln.</summary>
-    internal static string SampleDll(string name)
-    {
-        var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        string configuration = bin.Parent?.Name ?? "Release";
-        string framework = bin.Name;
-        DirectoryInfo? root = bin;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "TunnelMesh.Net.sln")))
-        {
-            root = root.Parent;
-        }
-
-        Assert.True(root is not null, $"no TunnelMesh.Net.sln above {AppContext.BaseDirectory}");
-        string dll = Path.Combine(root.FullName, "samples", name, "bin", configuration, framework, name + ".dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing: build the solution first (dotnet build TunnelMesh.Net.sln -c {configuration})");
-        return dll;
     }
 }
