@@ -30,8 +30,12 @@ public sealed class MeshSocks5Options
 
     /// <summary>How long a client has to send its greeting, authentication and request.</summary>
     /// <remarks>Default 10 seconds; 1 ms to 10 minutes. The dial through the mesh is not part of it
-    /// (it has the mesh connection's own connect timeout).</remarks>
+    /// (see <see cref="ConnectTimeout"/>).</remarks>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a dial through the mesh may take before the client gets <see cref="Socks5Reply.HostUnreachable"/>.</summary>
+    /// <remarks>Default 30 seconds (as <see cref="MeshTcpOptions.ConnectTimeout"/>); 1 ms to 10 minutes.</remarks>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How many client connections may be open at once (handshaking or relaying).</summary>
     /// <remarks>Default 1024; 1 to 1,000,000. A connection beyond the limit is closed at once, without a reply.</remarks>
@@ -66,6 +70,11 @@ public sealed class MeshSocks5Options
         if (HandshakeTimeout < TimeSpan.FromMilliseconds(1) || HandshakeTimeout > TimeSpan.FromMinutes(10))
         {
             throw new MeshConfigurationException($"{O}.{nameof(HandshakeTimeout)}", $"{HandshakeTimeout} is outside 1 ms to 10 minutes.");
+        }
+
+        if (ConnectTimeout < TimeSpan.FromMilliseconds(1) || ConnectTimeout > TimeSpan.FromMinutes(10))
+        {
+            throw new MeshConfigurationException($"{O}.{nameof(ConnectTimeout)}", $"{ConnectTimeout} is outside 1 ms to 10 minutes.");
         }
 
         if (MaxConnections is < 1 or > 1_000_000)

@@ -85,6 +85,9 @@ public sealed class MeshSocks5Server : IAsyncDisposable
     /// <summary>A copy of the options taken at start.</summary>
     internal MeshSocks5Options Options { get; private set; } = new();
 
+    /// <summary>The mesh connection settings of every dial (the connect timeout from the options).</summary>
+    internal MeshTcpOptions DialOptions { get; private set; } = MeshTcpOptions.Default;
+
     internal bool RequiresAuthentication { get; private set; }
 
     internal byte[] UsernameBytes { get; private set; } = [];
@@ -112,8 +115,10 @@ public sealed class MeshSocks5Server : IAsyncDisposable
             ListenEndPoint = _options.ListenEndPoint,
             AllowNonLoopback = _options.AllowNonLoopback,
             HandshakeTimeout = _options.HandshakeTimeout,
+            ConnectTimeout = _options.ConnectTimeout,
             MaxConnections = _options.MaxConnections,
         };
+        DialOptions = new MeshTcpOptions { ConnectTimeout = _options.ConnectTimeout };
         RequiresAuthentication = _options.Username is not null;
         if (RequiresAuthentication)
         {

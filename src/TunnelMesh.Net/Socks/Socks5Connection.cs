@@ -5,7 +5,6 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
-using TunnelMesh.Net.Stack.Tcp;
 
 namespace TunnelMesh.Net.Socks;
 
@@ -44,27 +43,28 @@ internal sealed class Socks5Connection
     private async Task RunAsync()
     {
         MeshTcpStream? mesh = null;
-        bool graceful = false;
+
+        // After a refusal (0xFF, a failed login, a failure reply) the close is graceful (FIN), so
+        // the client reads the reply before it sees the end; a reset could discard it.
+        bool graceful = true;
         try
         {
-            _client.NoDelay = true;
             Target? target = await HandshakeAndDialAsync().ConfigureAwait(false);
-            if (target is not { } t)
+            if (target is { } t)
             {
-                return;
+                mesh = t.Stream;
+                graceful = await RelayAsync(t).ConfigureAwait(false);
             }
-
-            mesh = t.Stream;
-            graceful = await RelayAsync(t).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             // Nothing a client sends may take the server down; an unexpected error closes this connection only.
+            graceful = false;
             Log.ConnectionFailed(_logger, _clientEndPoint, ex);
         }
         finally
         {
-            Close(mesh, graceful);
+            Close(mesh, graceful && !_stopping.IsCancellationRequested);
             _server.OnConnectionClosed(this);
         }
     }
@@ -108,6 +108,15 @@ internal sealed class Socks5Connection
     /// </summary>
     private async Task<Target?> HandshakeAndDialAsync()
     {
+        try
+        {
+            _client.NoDelay = true;
+        }
+        catch (SocketException)
+        {
+            // Already reset by the client; the first read will tell.
+        }
+
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Socks5Protocol.MaxHandshakeMessage);
         using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         handshake.CancelAfter(_server.Options.HandshakeTimeout);
@@ -120,7 +129,9 @@ internal sealed class Socks5Connection
                 return null;
             }
 
-            return await DialAsync(r, buffer, ct).ConfigureAwait(false);
+            // The client has sent everything; from here on the dial's own timeout applies, and the
+            // reply (success or failure) must not be cut off by HandshakeTimeout.
+            return await DialAsync(r, buffer).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
@@ -306,7 +317,7 @@ internal sealed class Socks5Connection
     }
 
     /// <summary>Dials the request's target through the mesh and sends the reply; the mesh connection on success.</summary>
-    private async Task<Target?> DialAsync(Request request, byte[] buffer, CancellationToken handshakeToken)
+    private async Task<Target?> DialAsync(Request request, byte[] buffer)
     {
         string host = request.Host;
         int port = request.Port;
@@ -320,7 +331,7 @@ internal sealed class Socks5Connection
         {
             if (!address.IsIPv4MappedToIPv6)
             {
-                await FailAsync(buffer, Socks5Reply.AddressTypeNotSupported, host, port, "the mesh is IPv4 only", handshakeToken).ConfigureAwait(false);
+                await FailAsync(buffer, Socks5Reply.AddressTypeNotSupported, host, port, "the mesh is IPv4 only", _stopping).ConfigureAwait(false);
                 return null;
             }
 
@@ -329,23 +340,22 @@ internal sealed class Socks5Connection
 
         if (address is null && request.HostName!.Length == 0)
         {
-            await FailAsync(buffer, Socks5Reply.HostUnreachable, host, port, "the host name is empty or not printable ASCII", handshakeToken).ConfigureAwait(false);
+            await FailAsync(buffer, Socks5Reply.HostUnreachable, host, port, "the host name is empty or not printable ASCII", _stopping).ConfigureAwait(false);
             return null;
         }
 
         if (port == 0)
         {
-            await FailAsync(buffer, Socks5Reply.GeneralFailure, host, port, "port 0 cannot be dialled", handshakeToken).ConfigureAwait(false);
+            await FailAsync(buffer, Socks5Reply.GeneralFailure, host, port, "port 0 cannot be dialled", _stopping).ConfigureAwait(false);
             return null;
         }
 
         MeshTcpStream stream;
         try
         {
-            // The dial is bounded by the mesh connection's own connect timeout, not by HandshakeTimeout.
-            stream = address is not null
-                ? await _server.Node.DialAsync(address, port, _stopping).ConfigureAwait(false)
-                : await _server.Node.DialAsync(request.HostName!, port, _stopping).ConfigureAwait(false);
+            // Bounded by ConnectTimeout (the mesh connection's connect timeout), not by HandshakeTimeout.
+            address ??= _server.Node.Resolve(request.HostName!);
+            stream = await _server.Node.DialAsync(new IPEndPoint(address, port), _server.DialOptions, _stopping).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
@@ -364,7 +374,7 @@ internal sealed class Socks5Connection
                 Log.ConnectTimedOut(_logger, _clientEndPoint, host, port);
             }
 
-            await FailAsync(buffer, ReplyFor(error), host, port, ex.Message, handshakeToken).ConfigureAwait(false);
+            await FailAsync(buffer, ReplyFor(error), host, port, ex.Message, _stopping).ConfigureAwait(false);
             return null;
         }
 

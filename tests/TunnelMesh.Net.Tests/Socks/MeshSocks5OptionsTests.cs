@@ -20,6 +20,7 @@ public sealed class MeshSocks5OptionsTests
         Assert.Null(o.Password);
         Assert.Equal(TimeSpan.FromSeconds(10), o.HandshakeTimeout);
         Assert.Equal(1024, o.MaxConnections);
+        Assert.Equal(TimeSpan.FromSeconds(30), o.ConnectTimeout);
     }
 
     public static TheoryData<string, Action<MeshSocks5Options>> Invalid => new()
@@ -33,6 +34,7 @@ public sealed class MeshSocks5OptionsTests
         { "MeshSocks5Options.Password", o => (o.Username, o.Password) = ("alice", new string('x', 256)) },
         { "MeshSocks5Options.HandshakeTimeout", o => o.HandshakeTimeout = TimeSpan.Zero },
         { "MeshSocks5Options.HandshakeTimeout", o => o.HandshakeTimeout = TimeSpan.FromHours(1) },
+        { "MeshSocks5Options.ConnectTimeout", o => o.ConnectTimeout = TimeSpan.FromTicks(-1) },
         { "MeshSocks5Options.MaxConnections", o => o.MaxConnections = 0 },
         { "MeshSocks5Options.MaxConnections", o => o.MaxConnections = 2_000_000 },
     };

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Socks;
 using TunnelMesh.Net.Tests.Support;
 
@@ -197,6 +198,23 @@ public sealed class Socks5ProtocolTests(SocksMesh mesh) : IClassFixture<SocksMes
         await stalled.SendAsync(5, 1);
         Assert.True(await stalled.IsClosedByServerAsync(), "the stalled client is closed");
         Assert.Equal(1, server.GetStatistics().ProtocolErrors);
+    }
+
+    [Fact]
+    public async Task A_dial_that_times_out_gets_host_unreachable_even_after_HandshakeTimeout()
+    {
+        // The dial outlasts the handshake timeout: the reply must still come (it was once sent with the handshake's expired token and lost).
+        var logs = new ListLoggerProvider();
+        using var factory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
+        await using MeshSocks5Server server = await mesh.StartServerAsync(o => (o.HandshakeTimeout, o.ConnectTimeout) = (TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4)), factory);
+        await using RawSocksClient client = await RawSocksClient.ConnectAsync(server.LocalEndPoint);
+        await client.SendAsync([5, 1, 0, .. RawSocksClient.ConnectIPv4(SocksMesh.BlackHole, 80)]);
+        Assert.Equal(new byte[] { 5, 0 }, await client.ReadAsync(2));
+        byte[] reply = await client.ReadAsync(10);
+        Assert.Equal((byte)Socks5Reply.HostUnreachable, reply[1]);
+        Assert.True(await client.IsClosedByServerAsync());
+        Assert.Equal(0, server.GetStatistics().ProtocolErrors);
+        Assert.Contains(logs.Lines, l => l.Contains("timed out in the mesh", StringComparison.Ordinal));
     }
 
     [Fact]

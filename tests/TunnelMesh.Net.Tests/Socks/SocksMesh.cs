@@ -14,6 +14,9 @@ public sealed class SocksMesh : IAsyncLifetime
     public const int EchoPort = 7;
     public const int HttpPort = 80;
     public const int ClosedPort = 81;
+    /// <summary>An address A routes to B, where nothing answers (B is not it): a dial there times out.</summary>
+    public static readonly IPAddress BlackHole = IPAddress.Parse("100.64.0.50");
+
     public const string HttpBody = "hello from beta over the mesh\n";
 
     private readonly CancellationTokenSource _stop = new();
@@ -32,7 +35,7 @@ public sealed class SocksMesh : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _pair = await NodePair.StartAsync();
+        _pair = await NodePair.StartAsync(configurePeerOfA: p => p.AllowedIPs.Add(new IPNetwork(BlackHole, 32)));
         _echo = await B.ListenAsync(EchoPort);
         _http = await B.ListenAsync(HttpPort);
         _services.Add(ServeAsync(_echo, EchoAsync));
@@ -41,11 +44,11 @@ public sealed class SocksMesh : IAsyncLifetime
     }
 
     /// <summary>A proxy on 127.0.0.1, port 0, through node A; the caller disposes it.</summary>
-    public async Task<MeshSocks5Server> StartServerAsync(Action<MeshSocks5Options>? configure = null)
+    public async Task<MeshSocks5Server> StartServerAsync(Action<MeshSocks5Options>? configure = null, Microsoft.Extensions.Logging.ILoggerFactory? logs = null)
     {
         var options = new MeshSocks5Options { ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0) };
         configure?.Invoke(options);
-        var server = new MeshSocks5Server(A, options);
+        var server = new MeshSocks5Server(A, options, logs);
         await server.StartAsync();
         return server;
     }
