@@ -279,4 +279,56 @@ public sealed class AddMeshNodeTests
         Assert.Equal(HealthStatus.Unhealthy, after.Entries["mesh-node:edge"].Status);
         Assert.Contains("not running", after.Entries["mesh-node:edge"].Description, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AddMeshSocks5_serves_through_a_keyed_node_with_the_host_and_stops_with_it()
+    {
+        var builder = Builder();
+        AddPair(builder.Services, NodePrivateKey.Generate(), NodePrivateKey.Generate());
+        builder.Services.AddMeshSocks5(o => o.ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0), nodeName: "b");
+        using var host = builder.Build();
+        await host.StartAsync().WaitAsync(Limit);
+        var a = host.Services.GetRequiredKeyedService<MeshNode>("a");
+        var socks = host.Services.GetRequiredKeyedService<TunnelMesh.Net.Socks.MeshSocks5Server>("b");
+        Assert.Null(host.Services.GetService<TunnelMesh.Net.Socks.MeshSocks5Server>());
+        var proxy = socks.LocalEndPoint;
+
+        await using var listener = await a.ListenAsync(7000);
+        var accept = listener.AcceptAsync().AsTask();
+        await using (var client = await Socks.RawSocksClient.ConnectAsync(proxy))
+        {
+            await client.NoAuthAsync();
+            var reply = await client.RequestAsync(Socks.RawSocksClient.ConnectIPv4(IpA, 7000));
+            Assert.Equal(0, reply.Code);
+            await using var server = await accept.WaitAsync(Limit);
+            Assert.Equal(IpB, server.RemoteEndPoint.Address); // dialled from node b
+            await client.SendAsync(1, 2, 3);
+            var got = new byte[3];
+            await server.ReadExactlyAsync(got).AsTask().WaitAsync(Limit);
+            Assert.Equal(new byte[] { 1, 2, 3 }, got);
+        }
+
+        await host.StopAsync().WaitAsync(Limit);
+        using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        var refused = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() => probe.ConnectAsync(proxy).WaitAsync(Limit));
+        Assert.Equal(System.Net.Sockets.SocketError.ConnectionRefused, refused.SocketErrorCode);
+    }
+
+    [Fact]
+    public async Task A_bad_socks5_option_fails_the_hosts_start_naming_it()
+    {
+        var builder = Builder();
+        builder.Services.AddMeshNode(o =>
+        {
+            o.PrivateKey = NodePrivateKey.Generate();
+            o.ListenAddress = IPAddress.Loopback;
+            o.EnableDns = false;
+            o.Addresses.Add(IpA);
+        });
+        builder.Services.AddMeshSocks5(o => o.ListenEndPoint = new IPEndPoint(IPAddress.Any, 0));
+        using var host = builder.Build();
+        var ex = await Assert.ThrowsAsync<MeshConfigurationException>(() => host.StartAsync().WaitAsync(Limit));
+        Assert.Contains("ListenEndPoint", ex.Option, StringComparison.Ordinal);
+        await host.StopAsync().WaitAsync(Limit);
+    }
 }
