@@ -16,6 +16,15 @@ public sealed class AddMeshNodeTests
     private static readonly IPAddress IpA = IPAddress.Parse("100.64.0.1");
     private static readonly IPAddress IpB = IPAddress.Parse("100.64.0.2");
 
+    /// <summary>A static node at 100.64.0.1 with a new key and no peers, on loopback, without DNS.</summary>
+    private static void StandAlone(MeshNodeOptions o)
+    {
+        o.PrivateKey = NodePrivateKey.Generate();
+        o.ListenAddress = IPAddress.Loopback;
+        o.EnableDns = false;
+        o.Addresses.Add(IpA);
+    }
+
     internal static HostApplicationBuilder Builder()
     {
         // No defaults: no appsettings.json watchers or console logger in the test process.
@@ -93,13 +102,7 @@ public sealed class AddMeshNodeTests
     public async Task An_unnamed_node_resolves_as_MeshNode_and_GetStartedMeshNodeAsync_shares_the_hosts_start()
     {
         var builder = Builder();
-        builder.Services.AddMeshNode(o =>
-        {
-            o.PrivateKey = NodePrivateKey.Generate();
-            o.ListenAddress = IPAddress.Loopback;
-            o.EnableDns = false;
-            o.Addresses.Add(IpA);
-        });
+        builder.Services.AddMeshNode(StandAlone);
         int created = 0;
         builder.Services.AddOptions<MeshNodeOptions>().PostConfigure(_ => created++);
         using var host = builder.Build();
@@ -253,13 +256,7 @@ public sealed class AddMeshNodeTests
     public async Task The_health_check_follows_the_node_from_unhealthy_to_healthy_and_back()
     {
         var builder = Builder();
-        builder.Services.AddMeshNode("edge", o =>
-        {
-            o.PrivateKey = NodePrivateKey.Generate();
-            o.ListenAddress = IPAddress.Loopback;
-            o.EnableDns = false;
-            o.Addresses.Add(IpA);
-        });
+        builder.Services.AddMeshNode("edge", StandAlone);
         builder.Services.AddHealthChecks().AddMeshNode("edge");
         using var host = builder.Build();
         var health = host.Services.GetRequiredService<HealthCheckService>();
@@ -318,13 +315,7 @@ public sealed class AddMeshNodeTests
     public async Task A_bad_socks5_option_fails_the_hosts_start_naming_it()
     {
         var builder = Builder();
-        builder.Services.AddMeshNode(o =>
-        {
-            o.PrivateKey = NodePrivateKey.Generate();
-            o.ListenAddress = IPAddress.Loopback;
-            o.EnableDns = false;
-            o.Addresses.Add(IpA);
-        });
+        builder.Services.AddMeshNode(StandAlone);
         builder.Services.AddMeshSocks5(o => o.ListenEndPoint = new IPEndPoint(IPAddress.Any, 0));
         using var host = builder.Build();
         var ex = await Assert.ThrowsAsync<MeshConfigurationException>(() => host.StartAsync().WaitAsync(Limit));
