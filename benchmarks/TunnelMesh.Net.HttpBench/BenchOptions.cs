@@ -48,6 +48,8 @@ internal sealed record BenchOptions
                                 short is reported with what it did and marked 'incomplete'
           --timeout S           bound on the whole run (default 600)
           --json                print only one JSON document on stdout (progress still goes to stderr)
+          --alloc-trace         sample what each measurement allocates, by type (GCAllocationTick, ~1 per 100 KB),
+                                to stderr; the listener's own allocation then counts in the figures
         One process: two MeshNodes with static WireGuard peers over 127.0.0.1 UDP, Kestrel serving the same
         minimal API on node A's mesh address (port 80) and on 127.0.0.1:0, and the clients.
         Exit codes: 0 ok, 1 a measurement failed, 2 usage, 3 timeout, 130 interrupted.
@@ -72,6 +74,8 @@ internal sealed record BenchOptions
     public int TimeoutSeconds { get; init; } = 600;
 
     public bool Json { get; init; }
+
+    public bool AllocTrace { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -105,6 +109,7 @@ internal sealed record BenchOptions
                 "--scenario-timeout" => o with { ScenarioTimeoutSeconds = Int(1, 86_400) },
                 "--timeout" => o with { TimeoutSeconds = Int(1, 86_400) },
                 "--json" => o with { Json = true },
+                "--alloc-trace" => o with { AllocTrace = true },
                 _ => throw new UsageException($"unknown option '{a}'"),
             };
         }

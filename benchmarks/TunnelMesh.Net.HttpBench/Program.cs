@@ -48,6 +48,7 @@ try
     };
     text.WriteLine(FormattableString.Invariant($"tunnelmesh-httpbench: {report.ProcessorCount} CPUs, load average {report.LoadAverageStart:F2}, {report.Runtime}, {(report.ServerGc ? "server" : "workstation")} GC"));
 
+    using AllocationTrace? trace = options.AllocTrace ? new AllocationTrace() : null;
     await using var host = await BenchHost.StartAsync(options.Paths.Contains(ClientPath.Socks), cancel.Token);
     var single = new Dictionary<ClientPath, HttpClient>();
     var pooled = new Dictionary<ClientPath, HttpClient>();
@@ -98,7 +99,15 @@ try
                 foreach (ClientPath path in order)
                 {
                     Console.Error.WriteLine($"  round {round + 1}/{options.Rounds}: {scenario} over {path} ...");
+                    trace?.Start();
                     await MeasureAsync(figures[(scenario, path)], options, single[path], pooled[path], cancel.Token);
+                    if (trace is not null)
+                    {
+                        foreach (var (type, bytes) in trace.Stop().Take(12))
+                        {
+                            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    alloc-trace {scenario} {path}: {bytes / 1024.0,10:F0} KiB  {type}"));
+                        }
+                    }
                 }
             }
         }
