@@ -248,12 +248,18 @@ static void Print(TextWriter w, Report report, BenchOptions options)
         {
             string name = $"{Name(r.Path)}/loopback";
             w.WriteLine(transfer
-                ? string.Create(inv, $"  {name,-16} {r.Rate,5:F2}x  (CPU per GiB {r.CpuPerUnit:F2}x, allocation per MiB {r.AllocatedPerUnit:F2}x)")
-                : string.Create(inv, $"  {name,-16} {r.Rate,5:F2}x  (p50 {r.P50:F2}x, p99 {r.P99:F2}x, CPU per request {r.CpuPerUnit:F2}x, allocation per request {r.AllocatedPerUnit:F2}x)"));
+                ? string.Create(inv, $"  {name,-16} {r.Rate,5:F2}x  (CPU per GiB {X(r.CpuPerUnit)}, allocation per MiB {X(r.AllocatedPerUnit)})")
+                : string.Create(inv, $"  {name,-16} {r.Rate,5:F2}x  (p50 {X(r.P50)}, p99 {X(r.P99)}, CPU per request {X(r.CpuPerUnit)}, allocation per request {X(r.AllocatedPerUnit)})"));
         }
     }
 
     static string Name(ClientPath p) => p.ToString().ToLowerInvariant();
+    static string X(double? ratio) => ratio switch
+    {
+        null => "-",
+        >= 100 => ratio.Value.ToString("F0", CultureInfo.InvariantCulture) + "x",
+        _ => ratio.Value.ToString("F2", CultureInfo.InvariantCulture) + "x",
+    };
 }
 
 internal sealed class Report
