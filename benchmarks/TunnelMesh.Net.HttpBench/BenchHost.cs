@@ -139,6 +139,41 @@ internal sealed class BenchHost : IAsyncDisposable
         };
     }
 
+    /// <summary>Both nodes together: WireGuard transport bytes sent (headers, TCP/IP and ACKs included) and packets dropped.</summary>
+    public (long SentBytes, long Drops) MeshCounters()
+    {
+        long sent = 0, drops = 0;
+        foreach (MeshNode node in (ReadOnlySpan<MeshNode>)[_a, _b])
+        {
+            MeshNodeStatistics s = node.GetStatistics();
+            drops += s.TotalDrops;
+            foreach (MeshPeerStatistics p in s.Peers)
+            {
+                sent += p.SentBytes;
+            }
+        }
+
+        return (sent, drops);
+    }
+
+    /// <summary>Both nodes' drops so far by reason (only the reasons seen).</summary>
+    public SortedDictionary<string, long> DropsByReason()
+    {
+        var drops = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (MeshNode node in (ReadOnlySpan<MeshNode>)[_a, _b])
+        {
+            foreach (var (reason, count) in node.GetStatistics().Drops)
+            {
+                if (count > 0)
+                {
+                    drops[reason.ToString()] = drops.GetValueOrDefault(reason.ToString()) + count;
+                }
+            }
+        }
+
+        return drops;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_socks is not null)

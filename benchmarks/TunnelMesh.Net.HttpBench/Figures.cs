@@ -35,6 +35,12 @@ internal sealed class Figures(Scenario scenario, ClientPath path)
 
     public int Gen2 { get; private set; }
 
+    /// <summary>WireGuard transport bytes both nodes sent (mesh and socks paths; 0 on loopback).</summary>
+    public long TunnelBytes { get; private set; }
+
+    /// <summary>Packets both nodes dropped (any reason).</summary>
+    public long Drops { get; private set; }
+
     /// <summary>False when a round was cut short by --scenario-timeout.</summary>
     public bool Complete { get; private set; } = true;
 
@@ -51,13 +57,20 @@ internal sealed class Figures(Scenario scenario, ClientPath path)
 
     public double AllocatedBytesPerRequest => Requests > 0 ? AllocatedBytes / (double)Requests : 0;
 
+    public double TunnelBytesPerRequest => Requests > 0 ? TunnelBytes / (double)Requests : 0;
+
+    /// <summary>Tunnel bytes over body bytes: the WireGuard, IP and TCP headers and the ACKs, as a factor.</summary>
+    public double TunnelBytesPerBodyByte => Bytes > 0 ? TunnelBytes / (double)Bytes : 0;
+
     public double AllocatedBytesPerMiB => Bytes > 0 ? AllocatedBytes / (Bytes / (double)(1L << 20)) : 0;
 
     /// <summary>Per-request latency in µs (small-GET scenarios only).</summary>
     public Summary? LatencyMicroseconds => _latencies.Count > 0 ? Summary.Of(_latencies) : null;
 
-    public void Add(Meter.Reading r, long requests, long bytes, IEnumerable<double>? latencies, bool complete)
+    public void Add(Meter.Reading r, long requests, long bytes, IEnumerable<double>? latencies, bool complete, (long SentBytes, long Drops) meshDelta)
     {
+        TunnelBytes += meshDelta.SentBytes;
+        Drops += meshDelta.Drops;
         Requests += requests;
         Bytes += bytes;
         WallSeconds += r.WallSeconds;

@@ -100,7 +100,7 @@ try
                 {
                     Console.Error.WriteLine($"  round {round + 1}/{options.Rounds}: {scenario} over {path} ...");
                     trace?.Start();
-                    await MeasureAsync(figures[(scenario, path)], options, single[path], pooled[path], cancel.Token);
+                    await MeasureAsync(figures[(scenario, path)], options, host, single[path], pooled[path], cancel.Token);
                     if (trace is not null)
                     {
                         foreach (var (type, bytes) in trace.Stop().Take(12))
@@ -113,6 +113,7 @@ try
         }
 
         report.LoadAverageEnd = LoadAverage.Read();
+        report.NodeDropsByReason = host.DropsByReason();
         foreach (Scenario scenario in options.Scenarios)
         {
             Figures reference = figures[(scenario, ClientPath.Loopback)];
@@ -163,17 +164,24 @@ catch (Exception ex) when (ex is BenchFailedException or HttpRequestException or
     return 1;
 }
 
-static async Task MeasureAsync(Figures figures, BenchOptions options, HttpClient single, HttpClient pooled, CancellationToken cancellationToken)
+static async Task MeasureAsync(Figures figures, BenchOptions options, BenchHost host, HttpClient single, HttpClient pooled, CancellationToken cancellationToken)
 {
     long deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * options.ScenarioTimeoutSeconds;
     Meter meter;
+    var before = host.MeshCounters();
+    (long, long) Delta()
+    {
+        var after = host.MeshCounters();
+        return (after.SentBytes - before.SentBytes, after.Drops - before.Drops);
+    }
+
     switch (figures.Scenario)
     {
         case Scenario.Sequential:
         {
             meter = Meter.Start();
             var (done, latencies) = await Scenarios.SequentialAsync(single, options.Requests, deadline, cancellationToken);
-            figures.Add(meter.Stop(), done, 0, latencies, done == options.Requests);
+            figures.Add(meter.Stop(), done, 0, latencies, done == options.Requests, Delta());
             break;
         }
 
@@ -181,7 +189,7 @@ static async Task MeasureAsync(Figures figures, BenchOptions options, HttpClient
         {
             meter = Meter.Start();
             var (done, latencies) = await Scenarios.ConcurrentAsync(pooled, options.Requests, options.Concurrency, deadline, cancellationToken);
-            figures.Add(meter.Stop(), done, 0, latencies, done == options.Requests);
+            figures.Add(meter.Stop(), done, 0, latencies, done == options.Requests, Delta());
             break;
         }
 
@@ -195,12 +203,12 @@ static async Task MeasureAsync(Figures figures, BenchOptions options, HttpClient
                 long bytes = figures.Scenario == Scenario.Download
                     ? await Scenarios.DownloadAsync(single, options.Bytes, bound.Token)
                     : await Scenarios.UploadAsync(single, options.Bytes, bound.Token);
-                figures.Add(meter.Stop(), 1, bytes, null, complete: true);
+                figures.Add(meter.Stop(), 1, bytes, null, complete: true, Delta());
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 // Cut short by --scenario-timeout: the time is counted, the bytes are not (the rate says "did not finish").
-                figures.Add(meter.Stop(), 0, 0, null, complete: false);
+                figures.Add(meter.Stop(), 0, 0, null, complete: false, Delta());
             }
 
             break;
@@ -212,6 +220,7 @@ static void Print(TextWriter w, Report report, BenchOptions options)
 {
     var inv = CultureInfo.InvariantCulture;
     w.WriteLine(string.Create(inv, $"warm-up {report.WarmupSeconds:F1} s; load average {report.LoadAverageStart:F2} -> {report.LoadAverageEnd:F2}"));
+    w.WriteLine("nodes' drops over the whole run: " + (report.NodeDropsByReason.Count == 0 ? "none" : string.Join(", ", report.NodeDropsByReason.Select(p => $"{p.Key} {p.Value}"))));
     w.WriteLine("CPU is the whole process (client, Kestrel, both nodes, the proxy); so is allocation (GC.GetTotalAllocatedBytes, all threads).");
     foreach (var group in report.Results.GroupBy(r => r.Scenario))
     {
@@ -228,20 +237,22 @@ static void Print(TextWriter w, Report report, BenchOptions options)
         w.WriteLine(title + ":");
         if (transfer)
         {
-            w.WriteLine("  path          Gbit/s   seconds  CPU cores  CPU s/GiB  alloc B/MiB  GCs 0/1/2");
+            w.WriteLine("  path          Gbit/s   seconds  CPU cores  CPU s/GiB  alloc B/MiB  GCs 0/1/2  tunnel B/body B  drops");
         }
         else
         {
-            w.WriteLine("  path           req/s   p50 us   p99 us  CPU cores  CPU us/req  alloc B/req  GCs 0/1/2");
+            w.WriteLine("  path           req/s   p50 us   p99 us  CPU cores  CPU us/req  alloc B/req  GCs 0/1/2  tunnel B/req  drops");
         }
 
         foreach (Figures f in group)
         {
             string gcs = $"{f.Gen0}/{f.Gen1}/{f.Gen2}";
+            string tunnel = f.Path == ClientPath.Loopback ? "-" : transfer ? f.TunnelBytesPerBodyByte.ToString("F3", inv) : f.TunnelBytesPerRequest.ToString("F0", inv);
+            string drops = f.Path == ClientPath.Loopback ? "-" : f.Drops.ToString(inv);
             string cut = f.Complete ? "" : "  INCOMPLETE (--scenario-timeout)";
             w.WriteLine(transfer
-                ? string.Create(inv, $"  {Name(f.Path),-10} {f.Gbps,9:F3} {f.WallSeconds,9:F2} {f.CpuCores,10:F2} {f.CpuSecondsPerGiB,10:F2} {f.AllocatedBytesPerMiB,12:F0}  {gcs}{cut}")
-                : string.Create(inv, $"  {Name(f.Path),-10} {f.RequestsPerSecond,9:F0} {f.LatencyMicroseconds?.P50 ?? 0,8:F0} {f.LatencyMicroseconds?.P99 ?? 0,8:F0} {f.CpuCores,10:F2} {f.CpuMicrosecondsPerRequest,11:F0} {f.AllocatedBytesPerRequest,12:F0}  {gcs}{cut}"));
+                ? string.Create(inv, $"  {Name(f.Path),-10} {f.Gbps,9:F3} {f.WallSeconds,9:F2} {f.CpuCores,10:F2} {f.CpuSecondsPerGiB,10:F2} {f.AllocatedBytesPerMiB,12:F0}  {gcs,-9}  {tunnel,15}  {drops,5}{cut}")
+                : string.Create(inv, $"  {Name(f.Path),-10} {f.RequestsPerSecond,9:F0} {f.LatencyMicroseconds?.P50 ?? 0,8:F0} {f.LatencyMicroseconds?.P99 ?? 0,8:F0} {f.CpuCores,10:F2} {f.CpuMicrosecondsPerRequest,11:F0} {f.AllocatedBytesPerRequest,12:F0}  {gcs,-9}  {tunnel,12}  {drops,5}{cut}"));
         }
 
         foreach (Ratio r in report.Ratios.Where(r => r.Scenario == scenario))
@@ -283,6 +294,9 @@ internal sealed class Report
     public int Rounds { get; set; }
 
     public double WarmupSeconds { get; set; }
+
+    /// <summary>Both nodes, the whole run (warm-up included).</summary>
+    public SortedDictionary<string, long> NodeDropsByReason { get; set; } = [];
 
     public List<Figures> Results { get; } = [];
 
