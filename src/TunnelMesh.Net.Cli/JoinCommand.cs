@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
+using TunnelMesh.Net.Forwarding;
 
 namespace TunnelMesh.Net.Cli;
 
@@ -19,8 +20,9 @@ internal static class JoinCommand
         var port = new Option<int>("--port") { Description = "The UDP port for WireGuard (0: any).", DefaultValueFactory = _ => 0 };
         var listenAddress = new Option<string?>("--listen-address") { Description = "The local address the WireGuard UDP socket binds to (default: all, IPv4 and IPv6)." };
         var stateDir = TunnelMeshCli.StateDirOption();
+        var forward = ForwardOption.Create();
         var verbose = new Option<bool>("--verbose") { Description = "Log at debug level." };
-        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, listenAddress, stateDir, verbose };
+        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, listenAddress, stateDir, forward, verbose };
         command.SetAction(async (parse, ct) =>
         {
             string dir = parse.GetValue(stateDir)!;
@@ -48,16 +50,40 @@ internal static class JoinCommand
             var self = node.GetStatus().Self;
             await stdout.WriteLineAsync($"joined as {self.Fqdn ?? self.Name} ({string.Join(", ", self.Addresses)}); local API {LocalApiClient.SocketPath(dir)}; Ctrl-C to leave").ConfigureAwait(false);
             await using var api = await LocalApi.StartAsync(node, dir, ct).ConfigureAwait(false);
+            var forwarders = new List<MeshPortForwarder>();
             try
             {
-                await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+                foreach (var spec in parse.GetValue(forward)!)
+                {
+                    var forwarder = new MeshPortForwarder(node, new MeshPortForwardOptions { MeshPort = spec.MeshPort, Target = spec.Target }, loggers);
+                    forwarders.Add(forwarder);
+                    await forwarder.StartAsync(ct).ConfigureAwait(false);
+                    await stdout.WriteLineAsync($"forwarding {forwarder.LocalEndPoint} (mesh) to {spec.TargetText}").ConfigureAwait(false);
+                }
+
+                await WaitForCtrlCAsync(ct).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            finally
             {
+                foreach (var forwarder in forwarders)
+                {
+                    await forwarder.DisposeAsync().ConfigureAwait(false);
+                }
             }
 
             return 0;
         });
         return command;
+    }
+
+    private static async Task WaitForCtrlCAsync(CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 }

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using TunnelMesh.Net.Forwarding;
 
 namespace TunnelMesh.Net.Socks;
 
@@ -34,7 +35,7 @@ namespace TunnelMesh.Net.Socks;
 /// // curl --socks5-hostname 127.0.0.1:1080 http://beta/
 /// </code>
 /// </example>
-public sealed class MeshSocks5Server : IAsyncDisposable
+public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
 {
     /// <summary>Name of the <see cref="Meter"/> the proxy publishes its counters on.</summary>
     public const string MeterName = "TunnelMesh.Net.Socks5";
@@ -292,9 +293,11 @@ public sealed class MeshSocks5Server : IAsyncDisposable
 
     internal void CountAuthenticationFailure() => Interlocked.Increment(ref _authenticationFailures);
 
-    internal void CountFromClient(int bytes) => Interlocked.Add(ref _bytesFromClients, bytes);
+    /// <summary>Client to mesh.</summary>
+    void IRelayCounters.CountSocketToMesh(int bytes) => Interlocked.Add(ref _bytesFromClients, bytes);
 
-    internal void CountToClient(int bytes) => Interlocked.Add(ref _bytesToClients, bytes);
+    /// <summary>Mesh to client.</summary>
+    void IRelayCounters.CountMeshToSocket(int bytes) => Interlocked.Add(ref _bytesToClients, bytes);
 
     private Meter CreateMeter(string endpoint)
     {

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using TunnelMesh.Net.Forwarding;
 
 namespace TunnelMesh.Net.Socks;
 
@@ -16,9 +17,6 @@ namespace TunnelMesh.Net.Socks;
 /// </summary>
 internal sealed class Socks5Connection
 {
-    /// <summary>Size of each relay direction's pooled buffer.</summary>
-    private const int RelayBufferSize = 32 * 1024;
-
     private readonly MeshSocks5Server _server;
     private readonly Socket _client;
     private readonly EndPoint? _clientEndPoint;
@@ -42,18 +40,18 @@ internal sealed class Socks5Connection
 
     private async Task RunAsync()
     {
-        MeshTcpStream? mesh = null;
-
         // After a refusal (0xFF, a failed login, a failure reply) the close is graceful (FIN), so
         // the client reads the reply before it sees the end; a reset could discard it.
         bool graceful = true;
+        bool relayed = false;
         try
         {
             Target? target = await HandshakeAndDialAsync().ConfigureAwait(false);
             if (target is { } t)
             {
-                mesh = t.Stream;
-                graceful = await RelayAsync(t).ConfigureAwait(false);
+                // From here on the relay owns both connections and closes them.
+                relayed = true;
+                await RelayAsync(t).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -64,39 +62,13 @@ internal sealed class Socks5Connection
         }
         finally
         {
-            Close(mesh, graceful && !_stopping.IsCancellationRequested);
+            if (!relayed)
+            {
+                TcpRelay.Close(_client, null, graceful && !_stopping.IsCancellationRequested);
+            }
+
             _server.OnConnectionClosed(this);
         }
-    }
-
-    private void Close(MeshTcpStream? mesh, bool graceful)
-    {
-        if (mesh is not null)
-        {
-            if (graceful)
-            {
-                mesh.Dispose();
-            }
-            else
-            {
-                mesh.Abort();
-            }
-        }
-
-        if (!graceful)
-        {
-            try
-            {
-                // An abortive close (RST), so the client learns at once that the relay is gone.
-                _client.LingerState = new LingerOption(true, 0);
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                // The socket is already unusable; disposing it is all that is left.
-            }
-        }
-
-        _client.Dispose();
     }
 
     /// <summary>The dialled connection and what the client asked for (for logs).</summary>
@@ -408,104 +380,18 @@ internal sealed class Socks5Connection
         _ => Socks5Reply.GeneralFailure,
     };
 
-    /// <summary>Relays both directions until both are finished; true when both ended cleanly (graceful close).</summary>
-    private async Task<bool> RelayAsync(Target target)
+    /// <summary>Relays both directions until both are finished (<see cref="TcpRelay"/>), then logs how it ended.</summary>
+    private async Task RelayAsync(Target target)
     {
-        using var relay = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
-        Task<bool> up = PumpClientToMeshAsync(target.Stream, relay);
-        Task<bool> down = PumpMeshToClientAsync(target.Stream, relay);
-        bool upOk = await up.ConfigureAwait(false);
-        bool downOk = await down.ConfigureAwait(false);
-        bool graceful = upOk && downOk && !_stopping.IsCancellationRequested;
-        (long fromClient, long toClient) = (_fromClient, _toClient);
-        if (graceful)
+        RelayResult result = await TcpRelay.RunAsync(_client, target.Stream, _server, _stopping).ConfigureAwait(false);
+        if (result.Graceful)
         {
-            Log.RelayEnded(_logger, _clientEndPoint, target.Host, target.Port, fromClient, toClient);
+            Log.RelayEnded(_logger, _clientEndPoint, target.Host, target.Port, result.SocketToMesh, result.MeshToSocket);
         }
-        else if (_relayError is { } error)
+        else if (result.Error is { } error)
         {
             Log.RelayAborted(_logger, _clientEndPoint, target.Host, target.Port, error);
         }
-
-        return graceful;
-    }
-
-    private long _fromClient;
-    private long _toClient;
-    private Exception? _relayError;
-
-    /// <summary>Client to mesh; at the client's end of stream, FIN toward the mesh. False on an error (the other direction is cancelled).</summary>
-    private async Task<bool> PumpClientToMeshAsync(MeshTcpStream mesh, CancellationTokenSource relay)
-    {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(RelayBufferSize);
-        CancellationToken ct = relay.Token;
-        try
-        {
-            while (true)
-            {
-                int n = await _client.ReceiveAsync(buffer, SocketFlags.None, ct).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    await mesh.ShutdownSendAsync(ct).ConfigureAwait(false);
-                    return true;
-                }
-
-                await mesh.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                _fromClient += n;
-                _server.CountFromClient(n);
-            }
-        }
-        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            await FailRelayAsync(relay, ex).ConfigureAwait(false);
-            return false;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>Mesh to client; at the mesh peer's end of stream, FIN toward the client. False on an error.</summary>
-    private async Task<bool> PumpMeshToClientAsync(MeshTcpStream mesh, CancellationTokenSource relay)
-    {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(RelayBufferSize);
-        CancellationToken ct = relay.Token;
-        try
-        {
-            while (true)
-            {
-                int n = await mesh.ReadAsync(buffer, ct).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    _client.Shutdown(SocketShutdown.Send);
-                    return true;
-                }
-
-                await SendAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                _toClient += n;
-                _server.CountToClient(n);
-            }
-        }
-        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            await FailRelayAsync(relay, ex).ConfigureAwait(false);
-            return false;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private async Task FailRelayAsync(CancellationTokenSource relay, Exception ex)
-    {
-        if (ex is not OperationCanceledException)
-        {
-            Interlocked.CompareExchange(ref _relayError, ex, null);
-        }
-
-        await relay.CancelAsync().ConfigureAwait(false);
     }
 
     /// <summary>Sends a failure reply (best effort), counts it and logs it.</summary>
