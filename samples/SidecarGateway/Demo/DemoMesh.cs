@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using TunnelMesh.Net;
 using TunnelMesh.Net.Control;
+using TunnelMesh.Net.Forwarding;
 
 namespace SidecarGateway.Demo;
 
@@ -97,8 +98,10 @@ public sealed class DemoMesh : IAsyncDisposable
         Homelab = new MeshNode(NodeOptions(homelabName), loggerFactory);
         _owned.Add(Homelab);
         await Homelab.StartAsync(cancellationToken).ConfigureAwait(false);
-        var forwarder = await MeshPortForwarder.StartAsync(Homelab, 80, new IPEndPoint(IPAddress.Loopback, ServiceUrl.Port), cancellationToken).ConfigureAwait(false);
+        // Put the loopback service on the homelab node's mesh port 80, as `tunnelmesh join --forward 80=127.0.0.1:PORT` would.
+        var forwarder = new MeshPortForwarder(Homelab, new MeshPortForwardOptions { MeshPort = 80, Target = new IPEndPoint(IPAddress.Loopback, ServiceUrl.Port) }, loggerFactory);
         _owned.Add(forwarder);
+        await forwarder.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Options for another node of this mesh (UDP on 127.0.0.1, so endpoints stay on loopback).</summary>
