@@ -181,9 +181,9 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
             {
                 return;
             }
-            catch (ObjectDisposedException ex)
+            catch (Exception ex)
             {
-                // The node was stopped under the forwarder: nothing more will arrive.
+                // The node was stopped under the forwarder (ObjectDisposedException): nothing more will arrive.
                 Log.AcceptFailed(_logger, local, ex);
                 return;
             }
