@@ -70,3 +70,39 @@ internal static class ForwardOption
         }
     }
 }
+
+/// <summary>The <c>--socks5 [ADDRESS:]PORT</c> option of <c>tunnelmesh join</c>: a SOCKS5 proxy into the mesh on a loopback port.</summary>
+internal static class Socks5Option
+{
+    public static Option<IPEndPoint?> Create() => new("--socks5")
+    {
+        Description = "Run a SOCKS5 proxy into the mesh on this loopback endpoint (PORT, or ADDRESS:PORT with a loopback address), "
+            + "so curl --socks5-hostname 127.0.0.1:1080 http://NAME/ and browsers reach mesh services by name. Port 0 picks a free one.",
+        HelpName = "[ADDRESS:]PORT",
+        CustomParser = r =>
+        {
+            string text = r.Tokens.Single().Value;
+            if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int port) && port <= 65535)
+            {
+                return new IPEndPoint(IPAddress.Loopback, port);
+            }
+
+            int colon = text.LastIndexOf(':');
+            string host = colon > 0 ? text[..colon].Trim('[', ']') : "";
+            if (colon > 0 && IPAddress.TryParse(host, out var address)
+                && int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out port) && port <= 65535)
+            {
+                if (!IPAddress.IsLoopback(address))
+                {
+                    r.AddError($"--socks5: {address} is not a loopback address (anyone who reaches the proxy reaches the mesh)");
+                    return null;
+                }
+
+                return new IPEndPoint(address, port);
+            }
+
+            r.AddError($"--socks5: '{text}' is not PORT or ADDRESS:PORT (e.g. 1080 or 127.0.0.1:1080)");
+            return null;
+        },
+    };
+}

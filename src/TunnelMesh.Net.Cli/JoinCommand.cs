@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Forwarding;
+using TunnelMesh.Net.Socks;
 
 namespace TunnelMesh.Net.Cli;
 
@@ -21,8 +22,9 @@ internal static class JoinCommand
         var listenAddress = new Option<string?>("--listen-address") { Description = "The local address the WireGuard UDP socket binds to (default: all, IPv4 and IPv6)." };
         var stateDir = TunnelMeshCli.StateDirOption();
         var forward = ForwardOption.Create();
+        var socks5 = Socks5Option.Create();
         var verbose = new Option<bool>("--verbose") { Description = "Log at debug level." };
-        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, listenAddress, stateDir, forward, verbose };
+        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, listenAddress, stateDir, forward, socks5, verbose };
         command.SetAction(async (parse, ct) =>
         {
             string dir = parse.GetValue(stateDir)!;
@@ -51,8 +53,16 @@ internal static class JoinCommand
             await stdout.WriteLineAsync($"joined as {self.Fqdn ?? self.Name} ({string.Join(", ", self.Addresses)}); local API {LocalApiClient.SocketPath(dir)}; Ctrl-C to leave").ConfigureAwait(false);
             await using var api = await LocalApi.StartAsync(node, dir, ct).ConfigureAwait(false);
             var forwarders = new List<MeshPortForwarder>();
+            MeshSocks5Server? proxy = null;
             try
             {
+                if (parse.GetValue(socks5) is { } socksEndPoint)
+                {
+                    proxy = new MeshSocks5Server(node, new MeshSocks5Options { ListenEndPoint = socksEndPoint }, loggers);
+                    await proxy.StartAsync(ct).ConfigureAwait(false);
+                    await stdout.WriteLineAsync($"SOCKS5 proxy on {proxy.LocalEndPoint}").ConfigureAwait(false);
+                }
+
                 foreach (var spec in parse.GetValue(forward)!)
                 {
                     var forwarder = new MeshPortForwarder(node, new MeshPortForwardOptions { MeshPort = spec.MeshPort, Target = spec.Target }, loggers);
@@ -65,6 +75,11 @@ internal static class JoinCommand
             }
             finally
             {
+                if (proxy is not null)
+                {
+                    await proxy.DisposeAsync().ConfigureAwait(false);
+                }
+
                 foreach (var forwarder in forwarders)
                 {
                     await forwarder.DisposeAsync().ConfigureAwait(false);

@@ -62,6 +62,16 @@ public sealed partial class CliTests
             // The service sees the forwarder's connection from loopback, not the mesh peer.
             Assert.Equal("grafana says hi to 127.0.0.1", await http.GetStringAsync("http://grafana/"));
             Assert.StartsWith("grafana says hi to ", await http.GetStringAsync("http://grafana.tunnelmesh:8080/"), StringComparison.Ordinal);
+
+            // A third node joins with --socks5: any program on its host reaches grafana by name through it.
+            var deskOut = new SyncWriter();
+            string[] desk = ["join", "--server", url, "--auth-key", key.Trim(), "--hostname", "desk", "--state-dir", Path.Combine(dir, "desk"),
+                "--listen-address", "127.0.0.1", "--socks5", "127.0.0.1:0"];
+            running.Add(Task.Run(() => TunnelMeshCli.RunAsync(desk, deskOut, deskOut, stop.Token)));
+            string proxy = (await Until(() => SocksLine().Match(deskOut.Text) is { Success: true } m ? m.Groups[1].Value : null, "join prints its SOCKS5 endpoint", running))!;
+            await Until(() => client.GetStatus().FindPeer("desk") is null ? null : "", "laptop sees desk (desk has the map too)");
+            using var viaProxy = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"socks5://{proxy}"), UseProxy = true }) { Timeout = Deadline };
+            Assert.Equal("grafana says hi to 127.0.0.1", await viaProxy.GetStringAsync("http://grafana.tunnelmesh/"));
         }
         finally
         {
@@ -79,6 +89,22 @@ public sealed partial class CliTests
             await app.StopAsync();
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"SOCKS5 proxy on (127\.0\.0\.1:\d+)")]
+    private static partial System.Text.RegularExpressions.Regex SocksLine();
+
+    [Theory]
+    [InlineData("0.0.0.0:1080", "is not a loopback address")]
+    [InlineData("localhost:1080", "is not PORT or ADDRESS:PORT")]
+    [InlineData("70000", "is not PORT or ADDRESS:PORT")]
+    public async Task A_bad_socks5_endpoint_is_one_line_and_exit_code_2(string value, string reason)
+    {
+        var (rc, output, error) = await Run("join", "--server", "http://127.0.0.1:9", "--socks5", value);
+        Assert.Equal(2, rc);
+        Assert.Empty(output);
+        Assert.StartsWith("tunnelmesh: error: --socks5: ", error, StringComparison.Ordinal);
+        Assert.Contains(reason, error, StringComparison.Ordinal);
     }
 
     [Theory]
