@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -40,17 +39,12 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
     private readonly MeshNode _node;
     private readonly MeshPortForwardOptions _configured;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<Connection, byte> _connections = new();
+    private readonly ConnectionTracker _tracker = new();
     private MeshPortForwardOptions _options = new();
     private MeshTcpListener? _listener;
     private IPEndPoint? _localEndPoint;
     private Task? _acceptLoop;
-    private Task? _disposal;
     private int _started;
-    private long _accepted;
-    private long _active;
-    private long _rejected;
     private long _denied;
     private long _failedConnects;
     private long _forwarded;
@@ -83,7 +77,7 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposal) is not null, this);
+        ObjectDisposedException.ThrowIf(_tracker.IsStopped, this);
         MeshPortForwardOptions options = _configured.Clone();
         options.Validate();
         if (Interlocked.Exchange(ref _started, 1) != 0)
@@ -109,9 +103,9 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
 
     /// <summary>A snapshot of the counters.</summary>
     public MeshPortForwardStatistics GetStatistics() => new(
-        Interlocked.Read(ref _accepted),
-        Interlocked.Read(ref _active),
-        Interlocked.Read(ref _rejected),
+        _tracker.Accepted,
+        _tracker.Active,
+        _tracker.Rejected,
         Interlocked.Read(ref _denied),
         Interlocked.Read(ref _failedConnects),
         Interlocked.Read(ref _forwarded),
@@ -122,54 +116,20 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
     /// Stops listening (the mesh port is free again) and resets every open connection, on the mesh and
     /// toward the target. Safe to call twice.
     /// </summary>
-    public ValueTask DisposeAsync()
-    {
-        var disposal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Task? existing = Interlocked.CompareExchange(ref _disposal, disposal.Task, null);
-        if (existing is not null)
+    public ValueTask DisposeAsync() => _tracker.StopAsync(
+        () => _listener?.DisposeAsync() ?? ValueTask.CompletedTask,
+        () => _acceptLoop,
+        () =>
         {
-            return new ValueTask(existing);
-        }
-
-        return new ValueTask(DisposeCoreAsync(disposal));
-    }
-
-    private async Task DisposeCoreAsync(TaskCompletionSource disposal)
-    {
-        try
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-            if (_listener is not null)
-            {
-                await _listener.DisposeAsync().ConfigureAwait(false);
-            }
-
-            if (_acceptLoop is not null)
-            {
-                await _acceptLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-
-            // No connection is added any more; each one sees the cancelled token, resets both sides and removes itself.
-            foreach (Connection connection in _connections.Keys)
-            {
-                await connection.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-
-            _stopping.Dispose();
             if (_localEndPoint is not null)
             {
                 Log.Stopped(_logger, _localEndPoint);
             }
-        }
-        finally
-        {
-            disposal.TrySetResult();
-        }
-    }
+        });
 
     private async Task AcceptLoopAsync(MeshTcpListener listener, IPEndPoint local)
     {
-        CancellationToken stopping = _stopping.Token;
+        CancellationToken stopping = _tracker.Stopping;
         while (!stopping.IsCancellationRequested)
         {
             MeshTcpStream mesh;
@@ -188,27 +148,20 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
                 return;
             }
 
-            Interlocked.Increment(ref _accepted);
-            if (Interlocked.Increment(ref _active) > _options.MaxConnections)
+            if (!_tracker.TryAdmit(_options.MaxConnections))
             {
-                Interlocked.Decrement(ref _active);
-                Interlocked.Increment(ref _rejected);
                 Log.Rejected(_logger, local, mesh.RemoteEndPoint, _options.MaxConnections);
                 mesh.Abort();
                 continue;
             }
 
             var connection = new Connection(this, mesh, local);
-            _connections.TryAdd(connection, 0);
+            _tracker.Add(connection);
             connection.Start(stopping);
         }
     }
 
-    private void OnConnectionClosed(Connection connection)
-    {
-        _connections.TryRemove(connection, out _);
-        Interlocked.Decrement(ref _active);
-    }
+    private void OnConnectionClosed(Connection connection) => _tracker.Release(connection);
 
     /// <summary>Mesh to target.</summary>
     void IRelayCounters.CountMeshToSocket(int bytes) => Interlocked.Add(ref _bytesToTarget, bytes);
@@ -217,7 +170,7 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
     void IRelayCounters.CountSocketToMesh(int bytes) => Interlocked.Add(ref _bytesFromTarget, bytes);
 
     /// <summary>One accepted mesh connection: the tag check, the connect to the target, then the relay.</summary>
-    private sealed class Connection(MeshPortForwarder forwarder, MeshTcpStream mesh, IPEndPoint local)
+    private sealed class Connection(MeshPortForwarder forwarder, MeshTcpStream mesh, IPEndPoint local) : ITrackedConnection
     {
         private readonly IPEndPoint _peer = mesh.RemoteEndPoint;
 

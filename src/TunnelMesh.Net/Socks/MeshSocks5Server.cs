@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
@@ -44,18 +43,13 @@ public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
 
     private readonly MeshSocks5Options _options;
     private readonly ILogger _logger;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<Socks5Connection, byte> _connections = new();
+    private readonly Forwarding.ConnectionTracker _tracker = new();
     private readonly long[] _failedByReply = new long[(int)Socks5Reply.AddressTypeNotSupported + 1];
     private Socket? _listener;
     private IPEndPoint? _localEndPoint;
     private Task? _acceptLoop;
     private Meter? _meter;
-    private Task? _disposal;
     private int _started;
-    private long _accepted;
-    private long _active;
-    private long _rejected;
     private long _succeeded;
     private long _protocolErrors;
     private long _noAcceptableMethod;
@@ -104,7 +98,7 @@ public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposal) is not null, this);
+        ObjectDisposedException.ThrowIf(_tracker.IsStopped, this);
         _options.Validate();
         if (Interlocked.Exchange(ref _started, 1) != 0)
         {
@@ -162,9 +156,9 @@ public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
         }
 
         return new MeshSocks5Statistics(
-            Interlocked.Read(ref _accepted),
-            Interlocked.Read(ref _active),
-            Interlocked.Read(ref _rejected),
+            _tracker.Accepted,
+            _tracker.Active,
+            _tracker.Rejected,
             Interlocked.Read(ref _succeeded),
             Interlocked.Read(ref _protocolErrors),
             Interlocked.Read(ref _noAcceptableMethod),
@@ -175,52 +169,25 @@ public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
     }
 
     /// <summary>Stops listening and resets every proxied connection (client and mesh side). Safe to call twice.</summary>
-    public ValueTask DisposeAsync()
-    {
-        var disposal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Task? existing = Interlocked.CompareExchange(ref _disposal, disposal.Task, null);
-        if (existing is not null)
+    public ValueTask DisposeAsync() => _tracker.StopAsync(
+        () =>
         {
-            return new ValueTask(existing);
-        }
-
-        return new ValueTask(DisposeCoreAsync(disposal));
-    }
-
-    private async Task DisposeCoreAsync(TaskCompletionSource disposal)
-    {
-        try
-        {
-            await _stopping.CancelAsync().ConfigureAwait(false);
             _listener?.Dispose();
-            if (_acceptLoop is not null)
-            {
-                await _acceptLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-
-            // The accept loop has ended, so no connection is added any more; each one sees the
-            // cancelled token, resets both sides and removes itself.
-            foreach (Socks5Connection connection in _connections.Keys)
-            {
-                await connection.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-
+            return ValueTask.CompletedTask;
+        },
+        () => _acceptLoop,
+        () =>
+        {
             _meter?.Dispose();
-            _stopping.Dispose();
             if (_localEndPoint is not null)
             {
                 Log.Stopped(_logger, _localEndPoint);
             }
-        }
-        finally
-        {
-            disposal.TrySetResult();
-        }
-    }
+        });
 
     private async Task AcceptLoopAsync(Socket listener)
     {
-        CancellationToken stopping = _stopping.Token;
+        CancellationToken stopping = _tracker.Stopping;
         ILogger connectionLogger = _logger;
         while (!stopping.IsCancellationRequested)
         {
@@ -249,18 +216,15 @@ public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
                 continue;
             }
 
-            Interlocked.Increment(ref _accepted);
-            if (Interlocked.Increment(ref _active) > Options.MaxConnections)
+            if (!_tracker.TryAdmit(Options.MaxConnections))
             {
-                Interlocked.Decrement(ref _active);
-                Interlocked.Increment(ref _rejected);
                 Log.Rejected(_logger, SafeRemote(client), Options.MaxConnections);
                 client.Dispose();
                 continue;
             }
 
             var connection = new Socks5Connection(this, client, connectionLogger, stopping);
-            _connections.TryAdd(connection, 0);
+            _tracker.Add(connection);
             connection.Start();
         }
     }
@@ -277,11 +241,7 @@ public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
         }
     }
 
-    internal void OnConnectionClosed(Socks5Connection connection)
-    {
-        _connections.TryRemove(connection, out _);
-        Interlocked.Decrement(ref _active);
-    }
+    internal void OnConnectionClosed(Socks5Connection connection) => _tracker.Release(connection);
 
     internal void CountSucceeded() => Interlocked.Increment(ref _succeeded);
 
@@ -303,9 +263,9 @@ public sealed class MeshSocks5Server : IAsyncDisposable, IRelayCounters
     {
         var meter = new Meter(MeterName);
         var tag = new KeyValuePair<string, object?>("endpoint", endpoint);
-        meter.CreateObservableCounter("tunnelmesh.socks5.connections.accepted", () => new Measurement<long>(Interlocked.Read(ref _accepted), tag), "{connection}", "Client connections accepted");
-        meter.CreateObservableUpDownCounter("tunnelmesh.socks5.connections.active", () => new Measurement<long>(Interlocked.Read(ref _active), tag), "{connection}", "Client connections open now");
-        meter.CreateObservableCounter("tunnelmesh.socks5.connections.rejected", () => new Measurement<long>(Interlocked.Read(ref _rejected), tag), "{connection}", "Client connections closed at once because MaxConnections were open");
+        meter.CreateObservableCounter("tunnelmesh.socks5.connections.accepted", () => new Measurement<long>(_tracker.Accepted, tag), "{connection}", "Client connections accepted");
+        meter.CreateObservableUpDownCounter("tunnelmesh.socks5.connections.active", () => new Measurement<long>(_tracker.Active, tag), "{connection}", "Client connections open now");
+        meter.CreateObservableCounter("tunnelmesh.socks5.connections.rejected", () => new Measurement<long>(_tracker.Rejected, tag), "{connection}", "Client connections closed at once because MaxConnections were open");
         meter.CreateObservableCounter("tunnelmesh.socks5.requests.succeeded", () => new Measurement<long>(Interlocked.Read(ref _succeeded), tag), "{request}", "CONNECT requests relayed");
         meter.CreateObservableCounter("tunnelmesh.socks5.requests.failed", () => ObserveFailures(tag), "{request}", "Requests answered with a failure reply, by reply code");
         meter.CreateObservableCounter("tunnelmesh.socks5.handshakes.failed", () => ObserveHandshakeFailures(tag), "{connection}", "Connections closed during the handshake, by reason");

@@ -15,7 +15,7 @@ namespace TunnelMesh.Net.Socks;
 /// directions with half-close. <see cref="RunAsync"/> never throws; whatever the client sends,
 /// the worst outcome is that this connection is closed and counted.
 /// </summary>
-internal sealed class Socks5Connection
+internal sealed class Socks5Connection : Forwarding.ITrackedConnection
 {
     private readonly MeshSocks5Server _server;
     private readonly Socket _client;

@@ -31,8 +31,18 @@ public sealed class HostLifetimeTests
         }
     }
 
-    private static async Task<(int FdsRunning, int ThreadsRunning)> CycleAsync()
+    /// <summary>The count after a full GC, so sockets other tests left to finalizers are closed first.</summary>
+    private static int SettledFileDescriptors()
     {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return OpenFileDescriptors();
+    }
+
+    private static async Task<(int FdsBefore, int FdsRunning, int ThreadsRunning)> CycleAsync()
+    {
+        int before = SettledFileDescriptors();
         var builder = AddMeshNodeTests.Builder();
         AddMeshNodeTests.AddPair(builder.Services, NodePrivateKey.Generate(), NodePrivateKey.Generate());
         using var host = builder.Build();
@@ -50,7 +60,7 @@ public sealed class HostLifetimeTests
         int fds = OpenFileDescriptors();
         int threads = NodeThreads();
         await host.StopAsync().WaitAsync(Limit);
-        return (fds, threads);
+        return (before, fds, threads);
     }
 
     [Fact]
@@ -62,20 +72,20 @@ public sealed class HostLifetimeTests
         }
 
         await CycleAsync(); // warm-up: one-time runtime resources (socket engine, timers) exist from now on
-        int baselineFds = OpenFileDescriptors();
+        int baselineFds = SettledFileDescriptors();
         int baselineThreads = NodeThreads();
-        var running = default((int FdsRunning, int ThreadsRunning));
+        var running = default((int FdsBefore, int FdsRunning, int ThreadsRunning));
         for (int i = 0; i < 3; i++)
         {
             running = await CycleAsync();
         }
 
-        Assert.True(running.FdsRunning > baselineFds, "the running nodes' sockets should show in /proc/self/fd");
+        Assert.True(running.FdsRunning > running.FdsBefore, $"the running nodes' sockets should show in /proc/self/fd ({running.FdsBefore} before the start, {running.FdsRunning} running)");
         Assert.Equal(baselineThreads + 2, running.ThreadsRunning); // one UDP receive thread per node
 
         // Sockets close as their last operations complete: wait (bounded) for the count to come back.
         var deadline = DateTime.UtcNow + Limit;
-        while (OpenFileDescriptors() > baselineFds || NodeThreads() > baselineThreads)
+        while (SettledFileDescriptors() > baselineFds || NodeThreads() > baselineThreads)
         {
             Assert.True(DateTime.UtcNow < deadline, $"after 3 start/stop cycles: {OpenFileDescriptors()} file descriptors (baseline {baselineFds}), {NodeThreads()} node threads (baseline {baselineThreads})");
             await Task.Delay(20);
