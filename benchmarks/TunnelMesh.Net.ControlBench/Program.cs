@@ -4,38 +4,17 @@ using System.Text.Json;
 using TunnelMesh.Net.ControlBench;
 
 // tunnelmesh-controlbench: see BenchOptions.Usage.
-BenchOptions options;
-try
+if (!BenchRun.TryParse("tunnelmesh-controlbench", BenchOptions.Usage, () => BenchOptions.Parse(args), out BenchOptions? options, out int usageExit))
 {
-    options = BenchOptions.Parse(args);
-}
-catch (UsageException ex)
-{
-    if (ex.Message.Length > 0)
-    {
-        Console.Error.WriteLine($"tunnelmesh-controlbench: {ex.Message}");
-    }
-
-    Console.Error.WriteLine(BenchOptions.Usage);
-    return ex.Message.Length > 0 ? 2 : 0;
+    return usageExit;
 }
 
-using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.TimeoutSeconds));
-using var interrupted = new CancellationTokenSource();
-using var cancel = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, interrupted.Token);
-void Interrupt(PosixSignalContext context)
-{
-    context.Cancel = true;
-    interrupted.Cancel();
-}
-
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+using var run = new BenchRun(TimeSpan.FromSeconds(options.TimeoutSeconds));
 try
 {
     if (options.Role == "coordinator")
     {
-        return await CoordinatorRole.RunAsync(options, cancel.Token);
+        return await CoordinatorRole.RunAsync(options, run.Token);
     }
 
     var (soft, hard) = FileLimit.RaiseToHard();
@@ -51,8 +30,8 @@ try
     Console.WriteLine(FormattableString.Invariant($"tunnelmesh-controlbench: {report.ProcessorCount} CPUs, load average {report.LoadAverageStart:F2}, open-file limit {soft} (hard {hard}), {report.Runtime}, {(report.ServerGc ? "server" : "workstation")} GC"));
     if (options.StartupRuns > 0)
     {
-        await using CoordinatorProcess coordinator = await CoordinatorProcess.StartAsync(options, cancel.Token);
-        StartupResult s = await StartupBench.RunAsync(options, coordinator, cancel.Token);
+        await using CoordinatorProcess coordinator = await CoordinatorProcess.StartAsync(options, run.Token);
+        StartupResult s = await StartupBench.RunAsync(options, coordinator, run.Token);
         report.Startup = s;
         Console.WriteLine($"StartAsync -> first byte at the peer, {s.Runs} runs (ms from the StartAsync call):");
         Console.WriteLine($"  StartAsync returned   {s.Started}");
@@ -64,7 +43,7 @@ try
     foreach (int n in options.NodeCounts)
     {
         Console.Error.WriteLine($"  {n} simulated nodes ...");
-        FanoutResult f = await FanoutBench.RunAsync(options, n, cancel.Token);
+        FanoutResult f = await FanoutBench.RunAsync(options, n, run.Token);
         report.Fanout.Add(f);
         Print(f);
     }
@@ -73,12 +52,12 @@ try
     Console.WriteLine("JSON " + JsonSerializer.Serialize(report, Json.Options));
     return 0;
 }
-catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+catch (OperationCanceledException) when (run.TimedOut)
 {
     Console.Error.WriteLine($"tunnelmesh-controlbench: timed out after {options.TimeoutSeconds} s");
     return 3;
 }
-catch (OperationCanceledException) when (interrupted.IsCancellationRequested)
+catch (OperationCanceledException) when (run.Interrupted)
 {
     Console.Error.WriteLine("tunnelmesh-controlbench: interrupted");
     return 130;

@@ -210,8 +210,6 @@ internal sealed class BenchOptions
         IPAddress.TryParse(text, out var a) ? a : throw new UsageException($"{name}: '{text}' is not an IP address");
 }
 
-/// <summary>Bad command line: exit code 2.</summary>
-internal sealed class UsageException(string message) : Exception(message);
 
 /// <summary>The environment would not cooperate (namespaces, child processes): exit code 4.</summary>
 internal sealed class EnvironmentException(string message) : Exception(message);

@@ -1,36 +1,14 @@
 using System.Net;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using TunnelMesh.Net.EndToEnd;
 
 // tunnelmesh-e2e: see BenchOptions.Usage. Roles: run (default; starts the other two), server, client.
-BenchOptions options;
-try
+if (!BenchRun.TryParse("tunnelmesh-e2e", BenchOptions.Usage, () => BenchOptions.Parse(args), out BenchOptions? options, out int usageExit))
 {
-    options = BenchOptions.Parse(args);
-}
-catch (UsageException ex)
-{
-    if (ex.Message.Length > 0)
-    {
-        Console.Error.WriteLine($"tunnelmesh-e2e: {ex.Message}");
-    }
-
-    Console.Error.WriteLine(BenchOptions.Usage);
-    return ex.Message.Length > 0 ? 2 : 0;
+    return usageExit;
 }
 
-using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.TimeoutSeconds));
-using var interrupted = new CancellationTokenSource();
-using var cancel = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, interrupted.Token);
-void Interrupt(PosixSignalContext context)
-{
-    context.Cancel = true;
-    interrupted.Cancel();
-}
-
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+using var run = new BenchRun(TimeSpan.FromSeconds(options.TimeoutSeconds));
 string who = options.Role == "run" ? "tunnelmesh-e2e" : $"tunnelmesh-e2e {options.Role}";
 try
 {
@@ -39,7 +17,7 @@ try
         case "server":
         {
             var bind = options.ServerAddress ?? IPAddress.Loopback;
-            var report = await ServerRole.RunAsync(options, bind, Math.Max(options.UdpPort, 0), cancel.Token);
+            var report = await ServerRole.RunAsync(options, bind, Math.Max(options.UdpPort, 0), run.Token);
             Console.Out.WriteLine("RESULT " + JsonSerializer.Serialize(report, Json.Options));
             return 0;
         }
@@ -54,21 +32,21 @@ try
                 throw new UsageException("the client needs --peer-udp-port (the 'run' role passes it)");
             }
 
-            var report = await ClientRole.RunAsync(options, bind, server, cancel.Token);
+            var report = await ClientRole.RunAsync(options, bind, server, run.Token);
             Console.Out.WriteLine("RESULT " + JsonSerializer.Serialize(report, Json.Options));
             return 0;
         }
 
         default:
-            return await Orchestrator.RunAsync(options, cancel.Token);
+            return await Orchestrator.RunAsync(options, run.Token);
     }
 }
-catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+catch (OperationCanceledException) when (run.TimedOut)
 {
     Console.Error.WriteLine($"{who}: timed out after {options.TimeoutSeconds} s");
     return 3;
 }
-catch (OperationCanceledException) when (interrupted.IsCancellationRequested)
+catch (OperationCanceledException) when (run.Interrupted)
 {
     Console.Error.WriteLine($"{who}: interrupted");
     return 130;

@@ -174,8 +174,6 @@ internal sealed record BenchOptions
     }
 }
 
-/// <summary>A bad command line: exit code 2 (an empty message prints only the usage).</summary>
-internal sealed class UsageException(string message) : Exception(message);
 
 /// <summary>A measurement could not be made (wrong byte count, bad status): exit code 1.</summary>
 internal sealed class BenchFailedException(string message) : Exception(message);

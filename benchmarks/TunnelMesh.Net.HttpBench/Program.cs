@@ -5,33 +5,12 @@ using System.Text.Json;
 using TunnelMesh.Net.HttpBench;
 
 // tunnelmesh-httpbench: see BenchOptions.Usage.
-BenchOptions options;
-try
+if (!BenchRun.TryParse("tunnelmesh-httpbench", BenchOptions.Usage, () => BenchOptions.Parse(args), out BenchOptions? options, out int usageExit))
 {
-    options = BenchOptions.Parse(args);
-}
-catch (UsageException ex)
-{
-    if (ex.Message.Length > 0)
-    {
-        Console.Error.WriteLine($"tunnelmesh-httpbench: {ex.Message}");
-    }
-
-    Console.Error.WriteLine(BenchOptions.Usage);
-    return ex.Message.Length > 0 ? 2 : 0;
+    return usageExit;
 }
 
-using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.TimeoutSeconds));
-using var interrupted = new CancellationTokenSource();
-using var cancel = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, interrupted.Token);
-void Interrupt(PosixSignalContext context)
-{
-    context.Cancel = true;
-    interrupted.Cancel();
-}
-
-using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+using var run = new BenchRun(TimeSpan.FromSeconds(options.TimeoutSeconds));
 TextWriter text = options.Json ? Console.Error : Console.Out;
 try
 {
@@ -49,7 +28,7 @@ try
     text.WriteLine(FormattableString.Invariant($"tunnelmesh-httpbench: {report.ProcessorCount} CPUs, load average {report.LoadAverageStart:F2}, {report.Runtime}, {(report.ServerGc ? "server" : "workstation")} GC"));
 
     using AllocationTrace? trace = options.AllocTrace ? new AllocationTrace() : null;
-    await using var host = await BenchHost.StartAsync(options.Paths.Contains(ClientPath.Socks), cancel.Token);
+    await using var host = await BenchHost.StartAsync(options.Paths.Contains(ClientPath.Socks), run.Token);
     var single = new Dictionary<ClientPath, HttpClient>();
     var pooled = new Dictionary<ClientPath, HttpClient>();
     try
@@ -69,14 +48,14 @@ try
             long far = Stopwatch.GetTimestamp() + Stopwatch.Frequency * options.ScenarioTimeoutSeconds;
             if (requests)
             {
-                await Scenarios.SequentialAsync(single[path], options.Warmup, far, cancel.Token);
-                await Scenarios.ConcurrentAsync(pooled[path], options.Warmup, options.Concurrency, far, cancel.Token);
+                await Scenarios.SequentialAsync(single[path], options.Warmup, far, run.Token);
+                await Scenarios.ConcurrentAsync(pooled[path], options.Warmup, options.Concurrency, far, run.Token);
             }
 
             if (transfers)
             {
-                await Scenarios.DownloadAsync(single[path], Math.Min(options.Bytes, 16L << 20), cancel.Token);
-                await Scenarios.UploadAsync(single[path], Math.Min(options.Bytes, 16L << 20), cancel.Token);
+                await Scenarios.DownloadAsync(single[path], Math.Min(options.Bytes, 16L << 20), run.Token);
+                await Scenarios.UploadAsync(single[path], Math.Min(options.Bytes, 16L << 20), run.Token);
             }
         }
 
@@ -100,7 +79,7 @@ try
                 {
                     Console.Error.WriteLine($"  round {round + 1}/{options.Rounds}: {scenario} over {path} ...");
                     trace?.Start();
-                    await MeasureAsync(figures[(scenario, path)], options, host, single[path], pooled[path], cancel.Token);
+                    await MeasureAsync(figures[(scenario, path)], options, host, single[path], pooled[path], run.Token);
                     if (trace is not null)
                     {
                         foreach (var (type, bytes) in trace.Stop().Take(12))
@@ -148,12 +127,12 @@ try
         }
     }
 }
-catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+catch (OperationCanceledException) when (run.TimedOut)
 {
     Console.Error.WriteLine($"tunnelmesh-httpbench: timed out after {options.TimeoutSeconds} s");
     return 3;
 }
-catch (OperationCanceledException) when (interrupted.IsCancellationRequested)
+catch (OperationCanceledException) when (run.Interrupted)
 {
     Console.Error.WriteLine("tunnelmesh-httpbench: interrupted");
     return 130;
