@@ -136,28 +136,6 @@ internal readonly struct Meter
     public readonly record struct Reading(double WallSeconds, double CpuSeconds, long AllocatedBytes, int Gen0, int Gen1, int Gen2);
 }
 
-/// <summary>Percentiles of a set of measurements (nearest rank), in their unit.</summary>
-internal sealed record Summary(int Count, double Min, double P50, double P90, double P99, double Max, double Mean)
-{
-    public static Summary Of(IEnumerable<double> values)
-    {
-        double[] v = [.. values];
-        if (v.Length == 0)
-        {
-            return new Summary(0, double.NaN, double.NaN, double.NaN, double.NaN, double.NaN, double.NaN);
-        }
-
-        Array.Sort(v);
-        return new Summary(v.Length, v[0], Rank(v, 0.50), Rank(v, 0.90), Rank(v, 0.99), v[^1], v.Average());
-    }
-
-    private static double Rank(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
-
-    public override string ToString() => Count == 0
-        ? "none"
-        : string.Create(CultureInfo.InvariantCulture, $"p50 {P50:F0}  p90 {P90:F0}  p99 {P99:F0}  max {Max:F0}  (n {Count})");
-}
-
 /// <summary>A path's figures over the reference's (loopback) for one scenario: rate, latency, CPU and allocation per request or per byte.</summary>
 internal sealed record Ratio(
     [property: JsonConverter(typeof(JsonStringEnumConverter<Scenario>))] Scenario Scenario,

@@ -1,4 +1,4 @@
-namespace TunnelMesh.Net.ControlBench;
+namespace TunnelMesh.Net.BenchCommon;
 
 /// <summary>Percentiles of a set of measurements (nearest rank), in their unit.</summary>
 internal sealed record Summary(int Count, double Min, double P50, double P90, double P99, double Max, double Mean)
