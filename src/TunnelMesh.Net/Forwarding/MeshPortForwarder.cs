@@ -36,6 +36,10 @@ namespace TunnelMesh.Net.Forwarding;
 /// </example>
 public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
 {
+    /// <summary>Name of the <see cref="System.Diagnostics.Metrics.Meter"/> the forwarder publishes its counters on
+    /// (instruments <c>tunnelmesh.forward.*</c>, tagged with the mesh endpoint and the target).</summary>
+    public const string MeterName = "TunnelMesh.Net.Forwarding";
+
     private readonly MeshNode _node;
     private readonly MeshPortForwardOptions _configured;
     private readonly ILogger _logger;
@@ -44,6 +48,7 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
     private MeshTcpListener? _listener;
     private IPEndPoint? _localEndPoint;
     private Task? _acceptLoop;
+    private System.Diagnostics.Metrics.Meter? _meter;
     private int _started;
     private long _denied;
     private long _failedConnects;
@@ -98,7 +103,28 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
 
         _localEndPoint = _listener.LocalEndPoint;
         Log.Forwarding(_logger, _localEndPoint, options.Target!, options.AllowedTags.Count == 0 ? "" : " (only peers tagged " + string.Join(", ", options.AllowedTags) + ")");
+        _meter = CreateMeter(_localEndPoint.ToString(), options.Target!.ToString() ?? "");
         _acceptLoop = AcceptLoopAsync(_listener, _localEndPoint);
+    }
+
+    private System.Diagnostics.Metrics.Meter CreateMeter(string endpoint, string target)
+    {
+        var meter = new System.Diagnostics.Metrics.Meter(MeterName);
+        KeyValuePair<string, object?>[] tags = [new("endpoint", endpoint), new("target", target)];
+        meter.CreateObservableCounter("tunnelmesh.forward.connections.accepted", () => new System.Diagnostics.Metrics.Measurement<long>(_tracker.Accepted, tags), "{connection}", "Mesh connections accepted");
+        meter.CreateObservableUpDownCounter("tunnelmesh.forward.connections.active", () => new System.Diagnostics.Metrics.Measurement<long>(_tracker.Active, tags), "{connection}", "Mesh connections open now");
+        meter.CreateObservableCounter("tunnelmesh.forward.connections.refused", () => new System.Diagnostics.Metrics.Measurement<long>[]
+        {
+            new(_tracker.Rejected, [.. tags, new("reason", "max_connections")]),
+            new(Interlocked.Read(ref _denied), [.. tags, new("reason", "tag")]),
+            new(Interlocked.Read(ref _failedConnects), [.. tags, new("reason", "target")]),
+        }, "{connection}", "Mesh connections reset without reaching the target, by reason");
+        meter.CreateObservableCounter("tunnelmesh.forward.bytes", () => new System.Diagnostics.Metrics.Measurement<long>[]
+        {
+            new(Interlocked.Read(ref _bytesToTarget), [.. tags, new("direction", "to_target")]),
+            new(Interlocked.Read(ref _bytesFromTarget), [.. tags, new("direction", "from_target")]),
+        }, "By", "Bytes relayed, by direction");
+        return meter;
     }
 
     /// <summary>A snapshot of the counters.</summary>
@@ -121,6 +147,7 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
         () => _acceptLoop,
         () =>
         {
+            _meter?.Dispose();
             if (_localEndPoint is not null)
             {
                 Log.Stopped(_logger, _localEndPoint);

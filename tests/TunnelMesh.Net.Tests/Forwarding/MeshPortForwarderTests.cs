@@ -128,6 +128,32 @@ public sealed class MeshPortForwarderTests
         var stats = forwarder.GetStatistics();
         Assert.Equal(1, stats.FailedConnects);
         Assert.Equal(0, stats.Forwarded);
+
+        // The same counts on the forwarder's meter, tagged with its endpoint.
+        string endpoint = forwarder.LocalEndPoint.ToString();
+        var seen = new Dictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == MeshPortForwarder.MeterName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            var t = tags.ToArray().ToDictionary(k => k.Key, k => k.Value?.ToString());
+            if (t.GetValueOrDefault("endpoint") == endpoint)
+            {
+                seen[instrument.Name + (t.TryGetValue("reason", out var r) ? "/" + r : "")] = value;
+            }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        Assert.Equal(1, seen["tunnelmesh.forward.connections.accepted"]);
+        Assert.Equal(0, seen["tunnelmesh.forward.connections.active"]);
+        Assert.Equal(1, seen["tunnelmesh.forward.connections.refused/target"]);
+        Assert.Equal(0, seen["tunnelmesh.forward.connections.refused/tag"]);
     }
 
     [Fact]
