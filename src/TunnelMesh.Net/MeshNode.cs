@@ -437,10 +437,14 @@ public sealed class MeshNode : IAsyncDisposable
     /// <see cref="SocketError.HostNotFound"/> when <paramref name="host"/> is no IP literal and no mesh
     /// name this node knows (the message names it); otherwise as <see cref="DialAsync(IPAddress, int, CancellationToken)"/>.
     /// </exception>
-    public Task<MeshTcpStream> DialAsync(string host, int port, CancellationToken cancellationToken = default)
+    public Task<MeshTcpStream> DialAsync(string host, int port, CancellationToken cancellationToken = default) =>
+        DialAsync(host, port, null, cancellationToken);
+
+    /// <summary>As <see cref="DialAsync(string, int, CancellationToken)"/>, with the given connection settings.</summary>
+    public Task<MeshTcpStream> DialAsync(string host, int port, MeshTcpOptions? options, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(host);
-        return DialAsync(Resolve(host), port, cancellationToken);
+        return DialAsync(new IPEndPoint(Resolve(host), port), options, cancellationToken);
     }
 
     /// <summary>Resolves an IP literal or a mesh name to the address dialled (the IPv4 one).</summary>

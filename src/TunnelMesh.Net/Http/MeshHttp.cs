@@ -1,5 +1,3 @@
-using System.Net;
-
 namespace TunnelMesh.Net.Http;
 
 /// <summary>HTTP over the mesh: a <see cref="SocketsHttpHandler"/> whose connect step dials through a <see cref="MeshNode"/>.</summary>
@@ -15,13 +13,8 @@ internal static class MeshHttp
         {
             // Proxies from the environment (HTTP_PROXY) lead out of the mesh; never use them here.
             UseProxy = false,
-            ConnectCallback = (context, cancellationToken) => ConnectAsync(node, context.DnsEndPoint, cancellationToken),
+            ConnectCallback = async (context, cancellationToken) =>
+                await node.DialAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, Connection, cancellationToken).ConfigureAwait(false),
         };
-    }
-
-    private static async ValueTask<Stream> ConnectAsync(MeshNode node, DnsEndPoint target, CancellationToken cancellationToken)
-    {
-        var address = node.Resolve(target.Host);
-        return await node.DialAsync(new IPEndPoint(address, target.Port), Connection, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -326,8 +326,9 @@ internal sealed class Socks5Connection : Forwarding.ITrackedConnection
         try
         {
             // Bounded by ConnectTimeout (the mesh connection's connect timeout), not by HandshakeTimeout.
-            address ??= _server.Node.Resolve(request.HostName!);
-            stream = await _server.Node.DialAsync(new IPEndPoint(address, port), _server.DialOptions, _stopping).ConfigureAwait(false);
+            stream = address is not null
+                ? await _server.Node.DialAsync(new IPEndPoint(address, port), _server.DialOptions, _stopping).ConfigureAwait(false)
+                : await _server.Node.DialAsync(request.HostName!, port, _server.DialOptions, _stopping).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
