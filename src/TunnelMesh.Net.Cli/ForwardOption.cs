@@ -87,18 +87,15 @@ internal static class Socks5Option
                 return new IPEndPoint(IPAddress.Loopback, port);
             }
 
-            int colon = text.LastIndexOf(':');
-            string host = colon > 0 ? text[..colon].Trim('[', ']') : "";
-            if (colon > 0 && IPAddress.TryParse(host, out var address)
-                && int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out port) && port <= 65535)
+            if (text.Contains(':', StringComparison.Ordinal) && IPEndPoint.TryParse(text, out var endPoint))
             {
-                if (!IPAddress.IsLoopback(address))
+                if (!IPAddress.IsLoopback(endPoint.Address))
                 {
-                    r.AddError($"--socks5: {address} is not a loopback address (anyone who reaches the proxy reaches the mesh)");
+                    r.AddError($"--socks5: {endPoint.Address} is not a loopback address (anyone who reaches the proxy reaches the mesh)");
                     return null;
                 }
 
-                return new IPEndPoint(address, port);
+                return endPoint;
             }
 
             r.AddError($"--socks5: '{text}' is not PORT or ADDRESS:PORT (e.g. 1080 or 127.0.0.1:1080)");
