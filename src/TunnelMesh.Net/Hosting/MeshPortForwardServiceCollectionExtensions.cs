@@ -29,35 +29,14 @@ public static class MeshPortForwardServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(target);
         string key = nodeName ?? string.Empty;
-        services.AddSingleton<IHostedService>(sp => new MeshPortForwardHostedService(sp, key, meshPort, target, configure));
+        services.AddSingleton<IHostedService>(sp => new NodeServiceHostedService<MeshPortForwarder>(
+            () =>
+            {
+                var options = new MeshPortForwardOptions { MeshPort = meshPort, Target = MeshPortForwardOptions.ParseTarget(target) };
+                configure?.Invoke(options);
+                return new MeshPortForwarder(sp.GetRequiredKeyedService<MeshNodeRunner>(key).Node, options, sp.GetService<ILoggerFactory>());
+            },
+            static (forwarder, ct) => forwarder.StartAsync(ct)));
         return services;
-    }
-
-    /// <summary>
-    /// Builds and starts the forwarder in StartAsync (the node started in StartingAsync, before it) and
-    /// disposes it in StopAsync (or when the container is disposed). The node is resolved only then: its options may depend on nodes started before it.
-    /// </summary>
-    private sealed class MeshPortForwardHostedService(
-        IServiceProvider services,
-        string key,
-        int meshPort,
-        string target,
-        Action<MeshPortForwardOptions>? configure) : IHostedService, IAsyncDisposable
-    {
-        private MeshPortForwarder? _forwarder;
-
-        public Task StartAsync(CancellationToken cancellationToken)
-        {
-            var options = new MeshPortForwardOptions { MeshPort = meshPort, Target = MeshPortForwardOptions.ParseTarget(target) };
-            configure?.Invoke(options);
-            MeshNode node = services.GetRequiredKeyedService<MeshNodeRunner>(key).Node;
-            _forwarder = new MeshPortForwarder(node, options, services.GetService<ILoggerFactory>());
-            return _forwarder.StartAsync(cancellationToken);
-        }
-
-        public Task StopAsync(CancellationToken cancellationToken) => DisposeAsync().AsTask();
-
-        /// <summary>Also when the container is disposed without the host having stopped (disposing twice is harmless).</summary>
-        public ValueTask DisposeAsync() => _forwarder?.DisposeAsync() ?? ValueTask.CompletedTask;
     }
 }

@@ -43,24 +43,9 @@ public static class MeshSocks5ServiceCollectionExtensions
             services.AddSingleton(static sp => sp.GetRequiredKeyedService<MeshSocks5Server>(string.Empty));
         }
 
-        services.AddSingleton<IHostedService>(sp => new MeshSocks5HostedService(sp, key));
+        services.AddSingleton<IHostedService>(sp => new NodeServiceHostedService<MeshSocks5Server>(
+            () => sp.GetRequiredKeyedService<MeshSocks5Server>(key),
+            static (server, ct) => server.StartAsync(ct)));
         return services;
-    }
-
-    /// <summary>
-    /// Starts the proxy in StartAsync (the node started in StartingAsync, before it) and stops it in StopAsync.
-    /// The proxy, and so the node, is resolved only then: a node's options may depend on nodes started before it.
-    /// </summary>
-    private sealed class MeshSocks5HostedService(IServiceProvider services, string key) : IHostedService
-    {
-        private MeshSocks5Server? _server;
-
-        public Task StartAsync(CancellationToken cancellationToken)
-        {
-            _server = services.GetRequiredKeyedService<MeshSocks5Server>(key);
-            return _server.StartAsync(cancellationToken);
-        }
-
-        public Task StopAsync(CancellationToken cancellationToken) => _server?.DisposeAsync().AsTask() ?? Task.CompletedTask;
     }
 }
