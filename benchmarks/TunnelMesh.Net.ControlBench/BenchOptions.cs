@@ -60,13 +60,7 @@ internal sealed record BenchOptions
             }
 
             string Value() => i + 1 < args.Length ? args[++i] : throw new UsageException($"{a} needs a value");
-            int Int(int min, int max)
-            {
-                string v = Value();
-                return int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= min && n <= max
-                    ? n
-                    : throw new UsageException($"{a}: '{v}' is not a whole number in {min}..{max}");
-            }
+            int Int(int min, int max) => BenchArgs.Int(a, Value(), min, max);
 
             o = a switch
             {

@@ -180,25 +180,9 @@ internal sealed class BenchOptions
         return a;
     }
 
-    private static long Size(string name, string text)
-    {
-        long unit = 1;
-        string digits = text;
-        if (text.Length > 0 && char.ToUpperInvariant(text[^1]) is 'K' or 'M' or 'G')
-        {
-            unit = char.ToUpperInvariant(text[^1]) switch { 'K' => 1L << 10, 'M' => 1L << 20, _ => 1L << 30 };
-            digits = text[..^1];
-        }
+    private static long Size(string name, string text) => BenchArgs.Size(name, text, 0, long.MaxValue, "");
 
-        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long v) && v >= 0 && v <= long.MaxValue / unit
-            ? v * unit
-            : throw new UsageException($"{name}: '{text}' is not a size (e.g. 1G, 512M, 1048576)");
-    }
-
-    private static int Int(string name, string text, int min, int max = int.MaxValue) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= min && v <= max
-            ? v
-            : throw new UsageException($"{name}: '{text}' is not a whole number in {min}..{max}");
+    private static int Int(string name, string text, int min, int max = int.MaxValue) => BenchArgs.Int(name, text, min, max);
 
     private static T Enum<T>(string name, string text)
         where T : struct, Enum =>

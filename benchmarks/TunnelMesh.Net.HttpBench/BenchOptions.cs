@@ -89,13 +89,7 @@ internal sealed record BenchOptions
             }
 
             string Value() => i + 1 < args.Length ? args[++i] : throw new UsageException($"{a} needs a value");
-            int Int(int min, int max)
-            {
-                string v = Value();
-                return int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= min && n <= max
-                    ? n
-                    : throw new UsageException($"{a}: '{v}' is not a whole number in {min}..{max}");
-            }
+            int Int(int min, int max) => BenchArgs.Int(a, Value(), min, max);
 
             o = a switch
             {
@@ -158,20 +152,7 @@ internal sealed record BenchOptions
         return [.. set];
     }
 
-    private static long Size(string name, string text)
-    {
-        long unit = 1;
-        string digits = text;
-        if (text.Length > 0 && char.ToUpperInvariant(text[^1]) is 'K' or 'M' or 'G')
-        {
-            unit = char.ToUpperInvariant(text[^1]) switch { 'K' => 1L << 10, 'M' => 1L << 20, _ => 1L << 30 };
-            digits = text[..^1];
-        }
-
-        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long v) && v >= 1 && v <= (64L << 30) / unit
-            ? v * unit
-            : throw new UsageException($"{name}: '{text}' is not a size from 1 byte to 64G (e.g. 256M, 1G, 1048576)");
-    }
+    private static long Size(string name, string text) => BenchArgs.Size(name, text, 1, 64L << 30, " from 1 byte to 64G");
 }
 
 
