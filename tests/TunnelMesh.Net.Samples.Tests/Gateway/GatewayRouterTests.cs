@@ -78,16 +78,4 @@ public sealed class GatewayRouterTests
         Assert.Contains(problems, p => p.Contains("Gateway:Hosts:x.example", StringComparison.Ordinal));
         Assert.Empty(new GatewayOptions().Validate());
     }
-
-    [Fact]
-    public void Hop_by_hop_headers_include_the_ones_Connection_names()
-    {
-        var listed = HopByHopHeaders.Listed(new Microsoft.Extensions.Primitives.StringValues(["keep-alive, X-Foo", " x-bar "]));
-        Assert.True(HopByHopHeaders.Drop("x-foo", listed));
-        Assert.True(HopByHopHeaders.Drop("X-Bar", listed));
-        Assert.True(HopByHopHeaders.Drop("Transfer-Encoding", listed));
-        Assert.True(HopByHopHeaders.Drop("Proxy-Authorization", listed));
-        Assert.False(HopByHopHeaders.Drop("X-Baz", listed));
-        Assert.False(HopByHopHeaders.Drop("Content-Type", listed));
-    }
 }
