@@ -67,7 +67,7 @@ public sealed class GatewayHttp2Tests(H2cNodeFixture fixture) : IClassFixture<H2
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         using var json = JsonDocument.Parse(body);
-        Assert.Equal("h2:80 accepted the connection but sent no response within 3 s (Gateway:ActivityTimeout)", json.RootElement.GetProperty("detail").GetString());
+        Assert.Equal("h2:80 accepted the connection but sent no response within 5 s (Gateway:ActivityTimeout)", json.RootElement.GetProperty("detail").GetString());
     }
 
     [Fact]

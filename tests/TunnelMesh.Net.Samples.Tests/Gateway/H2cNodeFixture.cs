@@ -25,7 +25,7 @@ namespace TunnelMesh.Net.Samples.Tests.Gateway;
 public sealed class H2cNodeFixture : IAsyncLifetime
 {
     /// <summary>The gateway's <see cref="GatewayOptions.ActivityTimeout"/>.</summary>
-    public static readonly TimeSpan ActivityTimeout = TimeSpan.FromSeconds(3);
+    public static readonly TimeSpan ActivityTimeout = TimeSpan.FromSeconds(5);
 
     public DemoMesh Mesh { get; private set; } = null!;
 
