@@ -7,7 +7,8 @@ namespace SidecarGateway;
 /// <param name="Port">The TCP port on that node.</param>
 /// <param name="PathAndQuery">The request target sent upstream (starts with <c>/</c>).</param>
 /// <param name="Prefix">In path mode the public prefix that was removed (<c>/homelab</c>), sent as <c>X-Forwarded-Prefix</c>; null in host mode.</param>
-public sealed record GatewayRoute(string Node, int Port, string PathAndQuery, string? Prefix)
+/// <param name="Http2">Whether the node is spoken to in HTTP/2 with prior knowledge (h2c) rather than HTTP/1.1.</param>
+public sealed record GatewayRoute(string Node, int Port, string PathAndQuery, string? Prefix, bool Http2 = false)
 {
     /// <summary>node:port, as used in error messages and the upstream <c>Host</c> header.</summary>
     public string Authority => Port == 80 ? Node : Node + ":" + Port.ToString(CultureInfo.InvariantCulture);
@@ -32,6 +33,9 @@ public enum GatewayRouteKind
 /// <summary>Maps a request's host and raw target to a mesh node, port and path: host-header mode first, then path mode.</summary>
 public static class GatewayRouter
 {
+    /// <summary>The URL scheme of a host target spoken to in HTTP/2 with prior knowledge, without TLS.</summary>
+    public const string H2cScheme = "h2c";
+
     /// <summary>Routes a request.</summary>
     /// <param name="options">The gateway's options (hosts map, default port, path mode).</param>
     /// <param name="host">The request's host name, without the port.</param>
@@ -52,7 +56,9 @@ public static class GatewayRouter
         if (!string.IsNullOrEmpty(host) && options.Hosts.TryGetValue(host, out string? target) && Uri.TryCreate(target, UriKind.Absolute, out var uri))
         {
             string basePath = uri.AbsolutePath.TrimEnd('/');
-            route = new GatewayRoute(uri.Host, uri.Port, basePath + rawTarget, null);
+            bool h2c = uri.Scheme == H2cScheme;
+            int targetPort = uri.Port > 0 ? uri.Port : 80; // h2c:// has no default port of its own
+            route = new GatewayRoute(uri.Host, targetPort, basePath + rawTarget, null, h2c);
             return GatewayRouteKind.Proxy;
         }
 
@@ -96,7 +102,7 @@ public static class GatewayRouter
             rest = "/" + rest;
         }
 
-        route = new GatewayRoute(node, port, rest, "/" + segment);
+        route = new GatewayRoute(node, port, rest, "/" + segment, options.PathModeH2c);
         return GatewayRouteKind.Proxy;
     }
 

@@ -1,48 +1,80 @@
-using System.Buffers;
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
-using Microsoft.Extensions.Primitives;
 using TunnelMesh.Net;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Transforms;
+using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace SidecarGateway;
 
 /// <summary>
 /// The reverse proxy from public HTTP to services on mesh nodes. Requests are routed by
-/// <see cref="GatewayRouter"/> (a configured host name first, then <c>/&lt;node&gt;[:port]/…</c>),
-/// forwarded with their bodies streamed both ways, WebSocket (any HTTP/1.1 upgrade) tunnelled as
-/// opaque bytes by <see cref="UpgradeTunnel"/>, and failures answered with a 502/504 problem that
-/// says why.
+/// <see cref="GatewayRouter"/> (a configured host name first, then <c>/&lt;node&gt;[:port]/…</c>) and
+/// forwarded by YARP's <see cref="IHttpForwarder"/> over the node's <see cref="SocketsHttpHandler"/>
+/// (<see cref="MeshNode.CreateHttpMessageHandler"/>): bodies streamed both ways, HTTP/1.1 or HTTP/2
+/// (h2c) to the node, trailers, WebSocket upgrades, YARP's header handling. Failures are answered
+/// with a 502/504 problem that says why (<see cref="GatewayErrors"/>).
 /// </summary>
 public sealed class MeshGateway : IDisposable
 {
-    private const int CopyBufferSize = 64 * 1024;
-
     private readonly MeshNode _node;
     private readonly GatewayOptions _options;
     private readonly ILogger<MeshGateway> _logger;
+    private readonly IHttpForwarder _forwarder;
+    private readonly HttpTransformer _transformer;
     private readonly HttpMessageInvoker _invoker;
-    private readonly UpgradeTunnel _tunnel;
+    private readonly ForwarderRequestConfig _http11;
+    private readonly ForwarderRequestConfig _h2c;
 
     /// <summary>Creates the gateway for <paramref name="node"/>.</summary>
-    public MeshGateway(MeshNode node, IOptions<GatewayOptions> options, ILogger<MeshGateway> logger)
+    /// <param name="node">The gateway's own mesh node; requests are dialled through it.</param>
+    /// <param name="options">The gateway's options.</param>
+    /// <param name="forwarder">YARP's forwarder (<c>services.AddHttpForwarder()</c>).</param>
+    /// <param name="transforms">YARP's transform builder, for the X-Forwarded-* headers.</param>
+    /// <param name="logger">Where the gateway logs.</param>
+    public MeshGateway(MeshNode node, IOptions<GatewayOptions> options, IHttpForwarder forwarder, ITransformBuilder transforms, ILogger<MeshGateway> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(transforms);
         _node = node ?? throw new ArgumentNullException(nameof(node));
         _options = options.Value;
+        _forwarder = forwarder ?? throw new ArgumentNullException(nameof(forwarder));
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
+
+        // The settings YARP's own client factory gives a proxy's handler, on the handler that dials through the mesh.
         var handler = node.CreateHttpMessageHandler();
         handler.AllowAutoRedirect = false;
         handler.AutomaticDecompression = DecompressionMethods.None;
         handler.UseCookies = false;
+        handler.EnableMultipleHttp2Connections = true;
         handler.ConnectTimeout = _options.ConnectTimeout;
         handler.ActivityHeadersPropagator = null; // forward the client's trace headers as they are
         _invoker = new HttpMessageInvoker(handler, disposeHandler: true);
-        _tunnel = new UpgradeTunnel(node, _options, logger);
+
+        // X-Forwarded-For appended to what earlier proxies wrote; -Proto and -Host this request's.
+        // X-Forwarded-Prefix is the route's (GatewayTransformer), not the PathBase YARP would take.
+        _transformer = transforms.Create(context =>
+        {
+            context.UseDefaultForwarders = false;
+            context.AddXForwardedFor(action: ForwardedTransformActions.Append);
+            context.AddXForwardedProto(action: ForwardedTransformActions.Set);
+            context.AddXForwardedHost(action: ForwardedTransformActions.Set);
+        });
+
+        _http11 = new ForwarderRequestConfig
+        {
+            ActivityTimeout = _options.ActivityTimeout,
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
+
+        // HTTP/2 with prior knowledge: the only HTTP/2 there is without TLS (SocketsHttpHandler does no h2c upgrade).
+        _h2c = _http11 with { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
     }
 
     /// <summary>Handles one request (the endpoint that <c>MapMeshGateway</c> maps).</summary>
+    /// <param name="context">The public request.</param>
     public async Task HandleAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -64,194 +96,77 @@ public sealed class MeshGateway : IDisposable
         }
 
         // A name the mesh does not know gets its clear answer before anything is dialled.
-        var status = _node.GetStatus();
-        MeshPeerStatus? peer = status.FindPeer(route!.Node);
+        MeshPeerStatus? peer = _node.GetStatus().FindPeer(route!.Node);
         if (peer is null && !IPAddress.TryParse(route.Node, out _))
         {
             await FailAsync(context, route, StatusCodes.Status502BadGateway, GatewayErrors.NoSuchNode(route.Node)).ConfigureAwait(false);
             return;
         }
 
-        if (context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade && context.Request.Headers.Upgrade.Count > 0)
-        {
-            await _tunnel.RunAsync(context, upgrade, route, peer, this).ConfigureAwait(false);
-            return;
-        }
-
-        await ProxyAsync(context, route, peer).ConfigureAwait(false);
-    }
-
-    private async Task ProxyAsync(HttpContext context, GatewayRoute route, MeshPeerStatus? peer)
-    {
-        var request = context.Request;
-        var aborted = context.RequestAborted;
-        using var upstream = new HttpRequestMessage(new HttpMethod(request.Method), new Uri("http://" + route.Authority + route.PathAndQuery))
-        {
-            Version = HttpVersion.Version11,
-            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
-        };
-
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
             limit.MaxRequestBodySize = _options.MaxRequestBodySize;
         }
 
-        if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength > 0)
+        ForwarderError result = await _forwarder.SendAsync(
+            context,
+            "http://" + route.Authority,
+            _invoker,
+            route.Http2 ? _h2c : _http11,
+            new GatewayTransformer(_transformer, route)).ConfigureAwait(false);
+        if (result == ForwarderError.None)
         {
-            // Streamed: StreamContent reads the client's body as the upstream connection takes it.
-            // With Content-Length the length is forwarded; without it the upstream request is chunked.
-            upstream.Content = new StreamContent(request.Body, CopyBufferSize);
-        }
-
-        CopyRequestHeaders(context, upstream, route);
-        HttpResponseMessage response;
-        try
-        {
-            response = await _invoker.SendAsync(upstream, aborted).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (aborted.IsCancellationRequested)
-        {
-            GatewayLog.ClientAborted(_logger, request.Method, route.Authority, route.PathAndQuery);
-            _ = ex;
-            return;
-        }
-        catch (Exception ex) when (ex is HttpRequestException or SocketException or OperationCanceledException or IOException)
-        {
-            var (code, detail) = GatewayErrors.Describe(ex, route, peer, _options.ConnectTimeout);
-            await FailAsync(context, route, code, detail).ConfigureAwait(false);
+            GatewayLog.Proxied(_logger, context.Request.Method, route.Prefix, route.Authority, route.PathAndQuery, context.Response.StatusCode);
             return;
         }
 
-        using (response)
-        {
-            GatewayLog.Proxied(_logger, request.Method, route.Prefix, route.Authority, route.PathAndQuery, (int)response.StatusCode);
-            context.Response.StatusCode = (int)response.StatusCode;
-            CopyResponseHeaders(response.Headers, context.Response.Headers);
-            CopyResponseHeaders(response.Content.Headers, context.Response.Headers);
-            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
-            try
-            {
-                await context.Response.StartAsync(aborted).ConfigureAwait(false);
-                var body = await response.Content.ReadAsStreamAsync(aborted).ConfigureAwait(false);
-                await using (body.ConfigureAwait(false))
-                {
-                    int n;
-                    while ((n = await body.ReadAsync(buffer, aborted).ConfigureAwait(false)) > 0)
-                    {
-                        await context.Response.Body.WriteAsync(buffer.AsMemory(0, n), aborted).ConfigureAwait(false);
-                    }
-                }
-
-                if (context.Response.SupportsTrailers())
-                {
-                    foreach (var (name, values) in response.TrailingHeaders)
-                    {
-                        context.Response.AppendTrailer(name, values.ToArray());
-                    }
-                }
-            }
-            catch (Exception ex) when (aborted.IsCancellationRequested)
-            {
-                _ = ex;
-                GatewayLog.ClientAborted(_logger, request.Method, route.Authority, route.PathAndQuery);
-            }
-            catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
-            {
-                // The status line is out: the only honest signal left is to break the client's response too.
-                GatewayLog.BodyBrokeOff(_logger, route.Authority, route.PathAndQuery, ex.Message);
-                context.Abort();
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
+        await ReportAsync(context, route, peer, result).ConfigureAwait(false);
     }
-
-    private static void CopyRequestHeaders(HttpContext context, HttpRequestMessage upstream, GatewayRoute route)
-    {
-        var headers = context.Request.Headers;
-        var listed = HopByHopHeaders.Listed(headers.Connection);
-        foreach (var (name, values) in headers)
-        {
-            if (HopByHopHeaders.Drop(name, listed) || IsSetByGateway(name))
-            {
-                continue;
-            }
-
-            if (!upstream.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
-            {
-                upstream.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
-            }
-        }
-
-        foreach (var (name, value) in ForwardedHeaders(context, route))
-        {
-            upstream.Headers.TryAddWithoutValidation(name, value);
-        }
-    }
-
-    /// <summary>Host and the X-Forwarded-* headers: written by the gateway, never taken from the client as they are.</summary>
-    internal static bool IsSetByGateway(string name) =>
-        name.Equals("Host", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("X-Forwarded-For", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("X-Forwarded-Proto", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("X-Forwarded-Host", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("X-Forwarded-Prefix", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// X-Forwarded-For (the client's address appended to what earlier proxies wrote), -Proto and -Host
-    /// (this request's), and in path mode X-Forwarded-Prefix (the <c>/node</c> prefix that was removed).
+    /// After YARP gave up: a client that went away is only logged (YARP already set its status);
+    /// anything else, while the response has not started, becomes the problem that says why;
+    /// after it started YARP has reset the client's response and there is only the log left.
     /// </summary>
-    internal static IEnumerable<KeyValuePair<string, string>> ForwardedHeaders(HttpContext context, GatewayRoute route)
+    private async Task ReportAsync(HttpContext context, GatewayRoute route, MeshPeerStatus? peer, ForwarderError result)
     {
-        var request = context.Request;
-        string? client = context.Connection.RemoteIpAddress?.ToString();
-        StringValues earlier = request.Headers["X-Forwarded-For"];
-        string forwardedFor = StringValues.IsNullOrEmpty(earlier)
-            ? client ?? "unknown"
-            : string.Join(", ", earlier.ToArray()) + ", " + (client ?? "unknown");
-        yield return new("X-Forwarded-For", forwardedFor);
-        yield return new("X-Forwarded-Proto", request.Scheme);
-        if (request.Host.HasValue)
+        Exception? exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        if (context.RequestAborted.IsCancellationRequested || IsClientSide(result))
         {
-            yield return new("X-Forwarded-Host", request.Host.Value);
+            GatewayLog.ClientAborted(_logger, context.Request.Method, route.Authority, route.PathAndQuery, result.ToString());
+            return;
         }
 
-        if (route.Prefix is not null)
+        if (context.Response.HasStarted)
         {
-            yield return new("X-Forwarded-Prefix", route.Prefix);
+            GatewayLog.BodyBrokeOff(_logger, route.Authority, route.PathAndQuery, result.ToString(), exception?.Message ?? "");
+            return;
         }
+
+        var (status, detail) = GatewayErrors.Describe(result, exception, route, peer, _options);
+        context.Response.Clear();
+        await FailAsync(context, route, status, detail).ConfigureAwait(false);
     }
 
-    private static void CopyResponseHeaders(System.Net.Http.Headers.HttpHeaders from, IHeaderDictionary to)
-    {
-        HashSet<string>? listed = null;
-        if (from.TryGetValues("Connection", out var connection))
-        {
-            listed = HopByHopHeaders.Listed(new StringValues(connection.ToArray()));
-        }
-
-        foreach (var (name, values) in from.NonValidated)
-        {
-            if (HopByHopHeaders.IsFixed(name) || (listed?.Contains(name) ?? false))
-            {
-                continue;
-            }
-
-            to[name] = values.Count == 1 ? new StringValues(values.ToString()) : new StringValues(values.ToArray());
-        }
-    }
+    /// <summary>Errors on the client's side of the gateway: nothing to tell a client that sent a bad body or left.</summary>
+    private static bool IsClientSide(ForwarderError error) => error is ForwarderError.RequestCanceled
+        or ForwarderError.RequestBodyCanceled
+        or ForwarderError.RequestBodyClient
+        or ForwarderError.ResponseBodyCanceled
+        or ForwarderError.ResponseBodyClient
+        or ForwarderError.UpgradeRequestCanceled
+        or ForwarderError.UpgradeRequestClient
+        or ForwarderError.UpgradeResponseCanceled
+        or ForwarderError.UpgradeResponseClient;
 
     /// <summary>Answers a failure to reach the service: a problem+json body with the reason.</summary>
-    internal async Task FailAsync(HttpContext context, GatewayRoute route, int status, string detail)
+    private async Task FailAsync(HttpContext context, GatewayRoute route, int status, string detail)
     {
         GatewayLog.UpstreamFailed(_logger, context.Request.Method, route.Authority, route.PathAndQuery, status, detail);
         await ProblemAsync(context, status, status == StatusCodes.Status504GatewayTimeout ? "Gateway Timeout" : "Bad Gateway", detail).ConfigureAwait(false);
     }
 
-    internal static Task ProblemAsync(HttpContext context, int status, string title, string detail)
+    private static Task ProblemAsync(HttpContext context, int status, string title, string detail)
     {
         if (context.Response.HasStarted)
         {

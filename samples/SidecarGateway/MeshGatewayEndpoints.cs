@@ -18,6 +18,7 @@ public static class MeshGatewayEndpoints
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>());
         builder.ValidateOnStart();
+        services.AddHttpForwarder();
         services.TryAddSingleton<MeshGateway>();
         return services;
     }

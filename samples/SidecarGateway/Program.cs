@@ -1,5 +1,5 @@
 // SidecarGateway: a public HTTP gateway that is itself a mesh node. /<node>/… and configured host
-// names are proxied to HTTP services on mesh nodes, bodies streamed both ways, WebSocket upgrades
+// names are proxied (by YARP) to HTTP services on mesh nodes, bodies streamed both ways, WebSocket upgrades
 // tunnelled, /healthz reports the node, and an unreachable node gets a 502 that says why.
 //
 //   dotnet run --project samples/SidecarGateway                   # demo: embedded coordinator + "homelab" node

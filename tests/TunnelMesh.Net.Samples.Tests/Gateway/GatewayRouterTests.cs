@@ -12,6 +12,8 @@ public sealed class GatewayRouterTests
         var o = new GatewayOptions { DefaultPort = 8080 };
         o.Hosts["grafana.example.com"] = "http://grafana:3000";
         o.Hosts["api.example.com"] = "http://api/v2/";
+        o.Hosts["grpc.example.com"] = "h2c://grpc:5001";
+        o.Hosts["h2.example.com"] = "h2c://h2";
         return o;
     }
 
@@ -38,6 +40,26 @@ public sealed class GatewayRouterTests
     {
         Assert.Equal(GatewayRouteKind.Proxy, GatewayRouter.Route(Options, host, target, out var route, out _));
         Assert.Equal(new GatewayRoute(node, port, path, null), route);
+    }
+
+    [Theory]
+    [InlineData("grpc.example.com", "/greet.Greeter/SayHello", "grpc", 5001)]
+    [InlineData("h2.example.com", "/x", "h2", 80)]
+    public void An_h2c_target_is_spoken_to_in_HTTP2(string host, string target, string node, int port)
+    {
+        Assert.Equal(GatewayRouteKind.Proxy, GatewayRouter.Route(Options, host, target, out var route, out _));
+        Assert.Equal(new GatewayRoute(node, port, target, null, Http2: true), route);
+        Assert.Empty(Options.Validate());
+    }
+
+    [Fact]
+    public void Path_mode_speaks_HTTP11_unless_PathModeH2c_is_set()
+    {
+        Assert.Equal(GatewayRouteKind.Proxy, GatewayRouter.Route(Options, "gateway", "/homelab/", out var http11, out _));
+        Assert.False(http11!.Http2);
+        var h2c = new GatewayOptions { PathModeH2c = true };
+        Assert.Equal(GatewayRouteKind.Proxy, GatewayRouter.Route(h2c, "gateway", "/homelab/", out var http2, out _));
+        Assert.True(http2!.Http2);
     }
 
     [Theory]
@@ -70,24 +92,13 @@ public sealed class GatewayRouterTests
     [Fact]
     public void Options_validation_names_the_bad_keys()
     {
-        var o = new GatewayOptions { DefaultPort = 0, ConnectTimeout = TimeSpan.Zero };
+        var o = new GatewayOptions { DefaultPort = 0, ConnectTimeout = TimeSpan.Zero, ActivityTimeout = TimeSpan.Zero };
         o.Hosts["x.example"] = "https://x";
         var problems = o.Validate();
-        Assert.Equal(3, problems.Count);
+        Assert.Equal(4, problems.Count);
         Assert.Contains(problems, p => p.Contains("Gateway:DefaultPort", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("Gateway:ActivityTimeout", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("Gateway:Hosts:x.example", StringComparison.Ordinal));
         Assert.Empty(new GatewayOptions().Validate());
-    }
-
-    [Fact]
-    public void Hop_by_hop_headers_include_the_ones_Connection_names()
-    {
-        var listed = HopByHopHeaders.Listed(new Microsoft.Extensions.Primitives.StringValues(["keep-alive, X-Foo", " x-bar "]));
-        Assert.True(HopByHopHeaders.Drop("x-foo", listed));
-        Assert.True(HopByHopHeaders.Drop("X-Bar", listed));
-        Assert.True(HopByHopHeaders.Drop("Transfer-Encoding", listed));
-        Assert.True(HopByHopHeaders.Drop("Proxy-Authorization", listed));
-        Assert.False(HopByHopHeaders.Drop("X-Baz", listed));
-        Assert.False(HopByHopHeaders.Drop("Content-Type", listed));
     }
 }
