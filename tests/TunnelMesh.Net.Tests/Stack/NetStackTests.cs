@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Stack;
 using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.Tests.Wire;
@@ -20,7 +21,7 @@ public class NetStackTests
     [Fact]
     public async Task Ping_both_ways_measures_rtt_with_the_time_provider()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var pair = new StackPair(time);
         pair.LinkAtoB.Hold = true;
         pair.LinkBtoA.Hold = true;
@@ -68,7 +69,7 @@ public class NetStackTests
     [Fact]
     public async Task Ping_times_out_deterministically()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var pair = new StackPair(time);
         pair.LinkAtoB.Blackhole = true;
         var ping = pair.A.PingAsync(StackPair.AddressB, 8, TimeSpan.FromSeconds(2));
@@ -87,7 +88,7 @@ public class NetStackTests
     [Fact]
     public async Task Ping_cancellation_throws_operation_canceled()
     {
-        var pair = new StackPair(new ManualTimeProvider());
+        var pair = new StackPair(new FakeTimeProvider());
         pair.LinkAtoB.Blackhole = true;
         using var cts = new CancellationTokenSource();
         var ping = pair.A.PingAsync(StackPair.AddressB, 8, TimeSpan.FromSeconds(2), cts.Token);
@@ -98,7 +99,7 @@ public class NetStackTests
     [Fact]
     public async Task Concurrent_pings_are_matched_by_sequence()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var pair = new StackPair(time);
         pair.LinkAtoB.Hold = true;
         pair.LinkBtoA.Hold = true;
@@ -271,7 +272,7 @@ public class NetStackTests
     [Fact]
     public async Task Icmp_errors_are_rate_limited()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var pair = new StackPair(time, icmpErrorsPerSecond: 10);
         await using var a = pair.A.BindUdp(3333);
         for (int i = 0; i < 30; i++)
@@ -514,7 +515,7 @@ public class NetStackReassemblyTests
     [Fact]
     public void Incomplete_fragments_expire_on_later_traffic()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var pair = new StackPair(time);
         var packet = WireGen.UdpPacket(StackPair.AddressA, StackPair.AddressB, 1, 2, new byte[100]);
         var fragments = WireGen.Fragment(packet, [48]);

@@ -1,6 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
@@ -11,7 +12,7 @@ public class Ipv4ReassemblerTests
 {
     private readonly PacketBufferPool _pool = new();
     private readonly DropCounters _drops = new();
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private static readonly Ipv4Header Header = new(0x64400001, 0x64400002, IpProtocol.Udp, 0, 64, 0x1234);
 
