@@ -1,6 +1,7 @@
 using System.Net;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Admin;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Tests.EndToEnd;
@@ -260,10 +261,10 @@ public sealed class MeshAdminClientTests
         Assert.Equal(new Uri("https://example.com/mesh/api/v1/"), below.ApiUrl);
     }
 
-    [Fact]
-    public void Find_matches_names_and_fqdns_in_any_case_and_keys_exactly()
+    [Property]
+    public Property Find_matches_names_and_fqdns_in_any_case_and_keys_exactly()
     {
-        Prop.ForAll(
+        return Prop.ForAll(
             Gen.Elements("alpha", "beta", "homelab-42", "gamma-2", "x").ListOf().Select(l => l.Distinct().ToArray()).ToArbitrary(),
             names =>
             {
@@ -283,7 +284,7 @@ public sealed class MeshAdminClientTests
                 }
 
                 Assert.Null(MeshAdminClient.Find(nodes, "delta"));
-            }).QuickCheckThrowOnFailure();
+            });
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Tests.Support;
 
@@ -110,7 +111,7 @@ public sealed class AdminTests
     [Fact]
     public async Task An_auth_key_created_without_a_body_gets_the_defaults_and_a_hashed_secret()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using CoordinatorHost host = await CoordinatorHost.StartAsync(o => o.DefaultAuthKeyLifetime = TimeSpan.FromHours(2), time);
         HttpResponseMessage r = await host.Admin.PostAsync("/api/v1/authkeys", null);
         Assert.Equal(HttpStatusCode.Created, r.StatusCode);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Tests.Support;
 
@@ -10,7 +11,7 @@ public sealed class EphemeralNodeTests
     [InlineData("sqlite")]
     public async Task An_ephemeral_node_is_removed_once_offline_longer_than_the_timeout_and_others_stay(string store)
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using CoordinatorHost host = await CoordinatorHost.StartAsync(o => o.EphemeralTimeout = TimeSpan.FromMinutes(10), time, storeKind: store);
         CreatedAuthKey ephemeralKey = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true, Ephemeral: true));
         CreatedAuthKey plainKey = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Tests.Support;
 
@@ -80,7 +81,7 @@ public sealed class JoinTests
     [InlineData("sqlite")]
     public async Task Revoked_expired_used_unknown_and_malformed_keys_are_refused_with_the_reason(string store)
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using CoordinatorHost host = await CoordinatorHost.StartAsync(time: time, storeKind: store);
 
         CreatedAuthKey revoked = await host.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));

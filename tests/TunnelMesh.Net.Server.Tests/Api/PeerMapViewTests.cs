@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using Microsoft.Extensions.Options;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Api;
@@ -43,10 +44,10 @@ public sealed class PeerMapViewTests
     private static readonly Gen<((bool Present, int Version, bool Expired)[] Slots, bool Delivered, int Ahead)[]> StepsGen =
         Gen.Choose(1, 12).SelectMany(n => Gen.ArrayOf(StepGen, n));
 
-    [Fact]
-    public void Snapshot_then_deltas_rebuild_every_state_for_the_node_also_when_it_misses_updates()
+    [Property]
+    public Property Snapshot_then_deltas_rebuild_every_state_for_the_node_also_when_it_misses_updates()
     {
-        Prop.ForAll(StepsGen.ToArbitrary(), Gen.Choose(1, 4).ToArbitrary(), (steps, floor) =>
+        return Prop.ForAll(StepsGen.ToArbitrary(), Gen.Choose(1, 4).ToArbitrary(), (steps, floor) =>
         {
             var builder = new MapUpdateBuilder(Settings);
             NodeRecord[][] states = [.. steps.Select(s => Nodes(s.Slots))];
@@ -115,7 +116,7 @@ public sealed class PeerMapViewTests
                 var expected = at.Where(n => n.Id != SelfId && n.Expired is null).ToDictionary(n => n.PublicKey, n => n.Name);
                 Assert.Equal(expected.OrderBy(e => e.Key), client.ToDictionary(c => c.Key, c => c.Value.Name).OrderBy(e => e.Key));
             }
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Server.Tests.Support;
 
@@ -10,7 +11,7 @@ public sealed class RefusedKeyTests
     [Fact]
     public async Task A_revoked_key_and_an_expired_key_fail_StartAsync_with_the_reason()
     {
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using KestrelMesh mesh = await KestrelMesh.StartAsync(time: clock);
 
         CreatedAuthKey revoked = await mesh.CreateKeyAsync(new CreateAuthKeyRequest(Reusable: true));

@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Server.Stores;
 
 namespace TunnelMesh.Net.Server.Tests.Stores;
@@ -8,8 +9,8 @@ public sealed class JoinRulesTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
-    [Fact]
-    public void The_first_free_name_is_free_and_no_smaller_candidate_is() =>
+    [Property]
+    public Property The_first_free_name_is_free_and_no_smaller_candidate_is() =>
         Prop.ForAll<string, int[]>((raw, takenSuffixes) =>
         {
             string host = NameRules.Normalize(raw);
@@ -22,7 +23,7 @@ public sealed class JoinRulesTests
             string name = JoinRules.FirstFreeName(host, taken);
             var smaller = Enumerable.Range(2, 60).Select(n => NameRules.WithSuffix(host, n)).TakeWhile(c => c != name);
             return !taken.Contains(name) && NameRules.IsValid(name) && smaller.All(taken.Contains);
-        }).QuickCheckThrowOnFailure();
+        });
 
     [Fact]
     public void A_free_host_name_is_kept() =>

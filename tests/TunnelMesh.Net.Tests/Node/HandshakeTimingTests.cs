@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.WireGuard;
 
@@ -13,7 +14,7 @@ public sealed class HandshakeTimingTests
     [Fact]
     public async Task An_unanswered_handshake_is_retried_every_5_seconds_plus_jitter_then_given_up_after_90()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         // The "peer" is a socket that never answers; it only counts what arrives.
         using var sink = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         sink.Bind(new IPEndPoint(IPAddress.Loopback, 0));

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using System.Buffers.Binary;
 using System.Net;
 using System.Text;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.WireGuard;
 
@@ -53,7 +54,7 @@ public sealed class TwoNodeTests
     [Fact]
     public async Task Initiator_rekeys_after_120_seconds_and_sessions_expire_after_180()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var logs = new ListLoggerProvider();
         using var fa = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
         using var fb = LoggerFactory.Create(b => b.AddProvider(new ForwardingProvider(logs, "B.")).SetMinimumLevel(LogLevel.Debug));
@@ -85,7 +86,7 @@ public sealed class TwoNodeTests
     // The manual clock fires timers at once while packets travel in real time. After a ping, A owes
     // B a passive keepalive at +10 s, and B would start a handshake of its own at +15 s if that
     // keepalive had not arrived: so step to +10.5 s, let the keepalive land, then go on.
-    private static async Task AdvanceLettingKeepalivesLand(ManualTimeProvider clock, NodePair pair, TimeSpan total)
+    private static async Task AdvanceLettingKeepalivesLand(FakeTimeProvider clock, NodePair pair, TimeSpan total)
     {
         var first = TimeSpan.FromSeconds(10.5);
         var keepalive = NodePair.NextKeepalive(pair.B);
@@ -108,7 +109,7 @@ public sealed class TwoNodeTests
     [Fact]
     public async Task Responder_sends_a_passive_keepalive_10_seconds_after_receiving_data()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         await using var pair = await NodePair.StartAsync(clock);
         await Ping(pair.A, NodePair.IpB); // session up, both sides have sent
 
@@ -129,7 +130,7 @@ public sealed class TwoNodeTests
     [Fact]
     public async Task Persistent_keepalive_brings_the_session_up_and_keeps_sending()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         await using var pair = await NodePair.StartAsync(clock, p => p.PersistentKeepalive = TimeSpan.FromSeconds(25));
 
         // With no application traffic at all, A started a handshake on its own.

@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.WireGuard;
@@ -23,7 +24,7 @@ public class HandshakeRateLimiterTests
     [Fact]
     public void A_burst_of_five_then_twenty_per_second()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var limiter = new HandshakeRateLimiter(clock);
         var source = Ep("192.0.2.1");
         Assert.Equal(HandshakeRateLimiter.Burst, AllowedOf(limiter, source, 100));
@@ -51,7 +52,7 @@ public class HandshakeRateLimiterTests
     [Fact]
     public void Sources_are_bucketed_by_IPv4_address_and_IPv6_slash_64_and_the_port_is_ignored()
     {
-        var limiter = new HandshakeRateLimiter(new ManualTimeProvider());
+        var limiter = new HandshakeRateLimiter(new FakeTimeProvider());
         Assert.Equal(5, AllowedOf(limiter, Ep("192.0.2.1", 1), 10));
         Assert.Equal(0, AllowedOf(limiter, Ep("192.0.2.1", 2), 10));
         Assert.Equal(5, AllowedOf(limiter, Ep("192.0.2.2", 1), 10));
@@ -67,7 +68,7 @@ public class HandshakeRateLimiterTests
     [Fact]
     public void Idle_sources_are_forgotten()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var limiter = new HandshakeRateLimiter(clock);
         for (int i = 0; i < 100; i++)
         {
@@ -83,7 +84,7 @@ public class HandshakeRateLimiterTests
     [Fact]
     public void The_table_is_capped_and_new_sources_are_refused_while_it_is_full_of_active_ones()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var limiter = new HandshakeRateLimiter(clock, maxEntries: 4);
         for (uint i = 1; i <= 4; i++)
         {
@@ -102,7 +103,7 @@ public class HandshakeRateLimiterTests
     [Fact]
     public async Task Is_thread_safe()
     {
-        var limiter = new HandshakeRateLimiter(new ManualTimeProvider());
+        var limiter = new HandshakeRateLimiter(new FakeTimeProvider());
         int allowed = 0;
         var source = Ep("203.0.113.9");
         await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
@@ -123,7 +124,7 @@ public class HandshakeRateLimiterTests
     [Fact]
     public void Steady_state_does_not_allocate()
     {
-        var clock = new ManualTimeProvider();
+        var clock = new FakeTimeProvider();
         var limiter = new HandshakeRateLimiter(clock);
         var sources = Enumerable.Range(0, 64).Select(i => Endpoint.FromIPv4(0x0A000000u + (uint)i, 1)).ToArray();
         Allocations.AssertNonePerCall(100_000, i => limiter.Allow(sources[i & 63]), "rate limiter checks");

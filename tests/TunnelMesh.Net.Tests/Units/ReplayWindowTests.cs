@@ -1,6 +1,7 @@
 using TunnelMesh.Net.Tests.Support;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.WireGuard;
 
 namespace TunnelMesh.Net.Tests.Units;
@@ -120,8 +121,8 @@ public class ReplayWindowTests
         };
     }
 
-    [Fact]
-    public void Agrees_with_a_set_model()
+    [Property(MaxTest = 300, EndSize = 2000)]
+    public Property Agrees_with_a_set_model()
     {
         var steps = Gen.Zip(Gen.Frequency((6, Gen.Choose(0, 0)), (4, Gen.Choose(1, 1)), (2, Gen.Choose(2, 2)), (2, Gen.Choose(3, 3)),
                                           (2, Gen.Choose(4, 4)), (1, Gen.Choose(5, 5)), (3, Gen.Choose(6, 6))),
@@ -147,6 +148,6 @@ public class ReplayWindowTests
 
             return true;
         });
-        Check.One(Config.QuickThrowOnFailure.WithMaxTest(300).WithEndSize(2000), property);
+        return property;
     }
 }

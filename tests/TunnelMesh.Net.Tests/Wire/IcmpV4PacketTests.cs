@@ -1,20 +1,21 @@
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Wire;
 
 namespace TunnelMesh.Net.Tests.Wire;
 
 public class IcmpV4PacketTests
 {
-    [Fact]
-    public void Echo_parse_of_emit_is_identity_and_checksum_matches_reference()
+    [Property]
+    public Property Echo_parse_of_emit_is_identity_and_checksum_matches_reference()
     {
         var gen = from request in Gen.Elements(true, false)
                   from id in WireGen.UShort
                   from seq in WireGen.UShort
                   from payload in WireGen.Bytes(600)
                   select (new IcmpV4Echo(request, id, seq), payload);
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (echo, payload) = t;
             var message = new byte[8 + payload.Length];
@@ -27,7 +28,7 @@ public class IcmpV4PacketTests
                 && icmp.Checksum == WireGen.ReferenceChecksum(zeroed)
                 && IcmpV4Echo.TryParse(icmp, out var parsed) && parsed == echo
                 && icmp.Payload.SequenceEqual(payload);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     [Fact]
@@ -77,11 +78,11 @@ public class IcmpV4PacketTests
         Assert.Equal(9, udp.DestinationPort);
     }
 
-    [Fact]
-    public void Short_or_random_input_never_throws()
+    [Property]
+    public Property Short_or_random_input_never_throws()
     {
         Assert.False(IcmpV4Packet.TryCreate(new byte[7], out _));
-        Prop.ForAll(WireGen.Bytes(40).ToArbitrary(), data =>
+        return Prop.ForAll(WireGen.Bytes(40).ToArbitrary(), data =>
         {
             if (IcmpV4Packet.TryCreate(data, out var icmp))
             {
@@ -91,6 +92,6 @@ public class IcmpV4PacketTests
             }
 
             return data.Length < 8;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 }

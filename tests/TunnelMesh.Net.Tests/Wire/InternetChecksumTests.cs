@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Wire;
 
 namespace TunnelMesh.Net.Tests.Wire;
@@ -22,11 +23,10 @@ public class InternetChecksumTests
         Assert.Equal((ushort)0x54FF, InternetChecksum.Compute([0xAB]));
     }
 
-    [Fact]
-    public void Matches_reference_for_random_lengths_including_odd()
+    [Property]
+    public Property Matches_reference_for_random_lengths_including_odd()
     {
-        Prop.ForAll(WireGen.Bytes(3000).ToArbitrary(), data => InternetChecksum.Compute(data) == WireGen.ReferenceChecksum(data))
-            .QuickCheckThrowOnFailure();
+        return Prop.ForAll(WireGen.Bytes(3000).ToArbitrary(), data => InternetChecksum.Compute(data) == WireGen.ReferenceChecksum(data));
     }
 
     [Fact]
@@ -37,23 +37,23 @@ public class InternetChecksumTests
         Assert.Equal(WireGen.ReferenceChecksum(data), InternetChecksum.Compute(data));
     }
 
-    [Fact]
-    public void Incremental_over_even_splits_equals_whole()
+    [Property]
+    public Property Incremental_over_even_splits_equals_whole()
     {
         var gen = WireGen.Bytes(2000).SelectMany(d => Gen.Choose(0, d.Length / 2).Select(half => (d, half * 2)));
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (data, split) = t;
             uint partial = InternetChecksum.Accumulate(data.AsSpan(0, split));
             return InternetChecksum.Finish(InternetChecksum.Accumulate(data.AsSpan(split), partial)) == WireGen.ReferenceChecksum(data);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void Ipv4_pseudo_header_matches_reference()
+    [Property]
+    public Property Ipv4_pseudo_header_matches_reference()
     {
         var gen = Gen.Zip(Gen.Two(WireGen.UInt), Gen.Zip(WireGen.Byte, WireGen.UShort));
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var ((src, dst), (proto, length)) = t;
             var pseudo = new byte[12];
@@ -62,14 +62,14 @@ public class InternetChecksumTests
             pseudo[9] = proto;
             System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(pseudo.AsSpan(10), length);
             return InternetChecksum.Finish(InternetChecksum.PseudoHeaderIpv4(src, dst, proto, length)) == WireGen.ReferenceChecksum(pseudo);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void Ipv6_pseudo_header_matches_reference()
+    [Property]
+    public Property Ipv6_pseudo_header_matches_reference()
     {
         var gen = Gen.Zip(Gen.ArrayOf(WireGen.Byte, 32), Gen.Zip(WireGen.Byte, WireGen.UInt));
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (addresses, (next, length)) = t;
             var pseudo = new byte[40];
@@ -78,6 +78,6 @@ public class InternetChecksumTests
             pseudo[39] = next;
             uint sum = InternetChecksum.PseudoHeaderIpv6(addresses.AsSpan(0, 16), addresses.AsSpan(16, 16), next, length);
             return InternetChecksum.Finish(sum) == WireGen.ReferenceChecksum(pseudo);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 }

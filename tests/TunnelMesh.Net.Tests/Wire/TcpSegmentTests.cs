@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Wire;
 
 namespace TunnelMesh.Net.Tests.Wire;
@@ -124,15 +125,15 @@ public class TcpSegmentTests
         }
     }
 
-    [Fact]
-    public void Parse_of_emit_is_identity_with_random_options_and_payloads()
+    [Property]
+    public Property Parse_of_emit_is_identity_with_random_options_and_payloads()
     {
         var gen = from header in HeaderGen
                   from options in OptionsGen
                   from payload in WireGen.Bytes(200)
                   from addresses in Gen.Two(WireGen.UInt)
                   select (header, options, payload, addresses);
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (header, options, payload, (source, destination)) = t;
             int headerLength = TcpHeader.GetHeaderLength(options);
@@ -154,11 +155,11 @@ public class TcpSegmentTests
                 && parsed == expectedOptions
                 && segment.Payload.SequenceEqual(payload)
                 && segment.VerifyChecksumIpv4(source, destination);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void Fill_checksum_matches_the_reference_and_any_flipped_bit_is_detected()
+    [Property]
+    public Property Fill_checksum_matches_the_reference_and_any_flipped_bit_is_detected()
     {
         var gen = from header in HeaderGen
                   from options in OptionsGen
@@ -166,7 +167,7 @@ public class TcpSegmentTests
                   from addresses in Gen.Two(WireGen.UInt)
                   from flip in Gen.Choose(0, int.MaxValue)
                   select (header, options, payload, addresses, flip);
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (header, options, payload, (source, destination), flip) = t;
             int headerLength = TcpHeader.GetHeaderLength(options);
@@ -190,7 +191,7 @@ public class TcpSegmentTests
             buffer[bit / 8] ^= (byte)(1 << (bit % 8));
             TcpSegment.TryCreate(buffer, out var corrupted);
             return matches && !corrupted.VerifyChecksumIpv4(source, destination);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     [Fact]
@@ -332,10 +333,10 @@ public class TcpSegmentTests
         Assert.Throws<ArgumentOutOfRangeException>(() => parsed.GetSackBlock(2));
     }
 
-    [Fact]
-    public void Random_bytes_never_throw()
+    [Property]
+    public Property Random_bytes_never_throw()
     {
-        Prop.ForAll(WireGen.Bytes(80).ToArbitrary(), data =>
+        return Prop.ForAll(WireGen.Bytes(80).ToArbitrary(), data =>
         {
             if (!TcpSegment.TryCreate(data, out var segment))
             {
@@ -348,18 +349,18 @@ public class TcpSegmentTests
                 && segment.OptionBytes.Length == segment.HeaderLength - 20
                 && options.SackBlockCount is >= 0 and <= TcpOptions.MaxSackBlocks
                 && options.WindowScale is >= -1 and <= TcpOptions.MaxWindowScale;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void Random_option_bytes_never_throw_and_keep_invariants()
+    [Property]
+    public Property Random_option_bytes_never_throw_and_keep_invariants()
     {
-        Prop.ForAll(WireGen.Bytes(40).ToArbitrary(), data =>
+        return Prop.ForAll(WireGen.Bytes(40).ToArbitrary(), data =>
         {
             _ = TcpOptions.TryParse(data, out var options);
             return options.SackBlockCount is >= 0 and <= TcpOptions.MaxSackBlocks
                 && options.WindowScale is >= -1 and <= TcpOptions.MaxWindowScale;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     private static Gen<TcpHeader> HeaderGen { get; } =

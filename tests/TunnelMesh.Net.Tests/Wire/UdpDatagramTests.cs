@@ -1,20 +1,21 @@
 using System.Buffers.Binary;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Wire;
 
 namespace TunnelMesh.Net.Tests.Wire;
 
 public class UdpDatagramTests
 {
-    [Fact]
-    public void Parse_of_emit_is_identity_and_checksum_matches_reference()
+    [Property]
+    public Property Parse_of_emit_is_identity_and_checksum_matches_reference()
     {
         var gen = from ports in Gen.Two(WireGen.UShort)
                   from addresses in Gen.Two(WireGen.UInt)
                   from payload in WireGen.Bytes(1500)
                   select (new UdpHeader(ports.Item1, ports.Item2, payload.Length), addresses, payload);
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (header, (src, dst), payload) = t;
             var datagram = new byte[8 + payload.Length];
@@ -37,7 +38,7 @@ public class UdpDatagramTests
                 && udp.Checksum == expected
                 && udp.VerifyChecksumIpv4(src, dst)
                 && udp.Payload.SequenceEqual(payload);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     [Fact]
@@ -76,10 +77,10 @@ public class UdpDatagramTests
         Assert.False(UdpDatagram.TryCreate(datagram.AsSpan(0, 7), out _));
     }
 
-    [Fact]
-    public void Random_bytes_never_throw()
+    [Property]
+    public Property Random_bytes_never_throw()
     {
-        Prop.ForAll(WireGen.Bytes(40).ToArbitrary(), data =>
+        return Prop.ForAll(WireGen.Bytes(40).ToArbitrary(), data =>
         {
             if (!UdpDatagram.TryCreate(data, out var udp))
             {
@@ -88,6 +89,6 @@ public class UdpDatagramTests
 
             _ = udp.VerifyChecksumIpv4(1, 2);
             return udp.Length >= 8 && udp.Length <= data.Length && udp.Payload.Length == udp.Length - 8;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 }

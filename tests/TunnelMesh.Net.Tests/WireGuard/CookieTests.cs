@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
@@ -18,7 +19,7 @@ public class CookieTests
             Generator = new CookieGenerator(Pair.Responder.PublicKey, Clock);
         }
 
-        public ManualTimeProvider Clock { get; } = new();
+        public FakeTimeProvider Clock { get; } = new();
 
         public HandshakePair Pair { get; }
 

@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Stack.Tcp;
 using TunnelMesh.Net.Tests.Wire;
 
@@ -23,11 +24,11 @@ public class SeqNumberTests
 
     private static SeqNumber At(uint origin, long offset) => new(unchecked((uint)(origin + offset)));
 
-    [Fact]
-    public void Distance_and_comparisons_agree_with_long_arithmetic_across_the_wrap()
+    [Property]
+    public Property Distance_and_comparisons_agree_with_long_arithmetic_across_the_wrap()
     {
         var gen = Gen.Zip(Base, Gen.Two(Offset));
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (origin, (x, y)) = t;
             SeqNumber a = At(origin, x), b = At(origin, y);
@@ -41,14 +42,14 @@ public class SeqNumberTests
                 && a.CompareTo(b) == Math.Sign(model)
                 && SeqNumber.Max(a, b) == At(origin, Math.Max(x, y))
                 && SeqNumber.Min(a, b) == At(origin, Math.Min(x, y));
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void Adding_and_subtracting_are_inverse_and_match_the_model()
+    [Property]
+    public Property Adding_and_subtracting_are_inverse_and_match_the_model()
     {
         var gen = Gen.Zip(WireGen.UInt, Gen.Two(WireGen.UShort).Select(p => (int)(((uint)p.Item1 << 16) | p.Item2)));
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (value, n) = t;
             var s = new SeqNumber(value);
@@ -57,30 +58,30 @@ public class SeqNumberTests
                 && (s + n).Value == (uint)(((long)value + n) & 0xFFFF_FFFF)
                 && (s - n).Value == (uint)(((long)value - n) & 0xFFFF_FFFF)
                 && (s + n) - s == n;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void Order_is_transitive_within_a_window()
+    [Property]
+    public Property Order_is_transitive_within_a_window()
     {
         var gen = Gen.Zip(Base, Gen.Zip(Offset, Gen.Two(Offset)));
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (origin, (x, (y, z))) = t;
             SeqNumber a = At(origin, x), b = At(origin, y), c = At(origin, z);
             return !(a < b && b < c) || a < c;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void In_range_agrees_with_the_model()
+    [Property]
+    public Property In_range_agrees_with_the_model()
     {
         var gen = Gen.Zip(Base, Gen.Zip(Offset, Gen.Two(Offset)));
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (origin, (x, (start, end))) = t;
             return At(origin, x).IsInRange(At(origin, start), At(origin, end)) == (start <= x && x < end);
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     [Fact]

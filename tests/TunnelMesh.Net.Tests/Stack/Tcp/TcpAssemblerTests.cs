@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Stack.Tcp;
 using TunnelMesh.Net.Tests.Wire;
 using TunnelMesh.Net.Wire;
@@ -52,10 +53,10 @@ public class TcpAssemblerTests
         return ranges;
     }
 
-    [Fact]
-    public void Agrees_with_a_bool_array_model()
+    [Property]
+    public Property Agrees_with_a_bool_array_model()
     {
-        Prop.ForAll(ScenarioGen.ToArbitrary(), scenario =>
+        return Prop.ForAll(ScenarioGen.ToArbitrary(), scenario =>
         {
             var (maxRanges, steps) = scenario;
             var assembler = new TcpAssembler(maxRanges);
@@ -110,7 +111,7 @@ public class TcpAssemblerTests
             }
 
             return true;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     [Fact]
@@ -213,13 +214,13 @@ public class TcpAssemblerTests
         from finAfter in Gen.Choose(0, 20)
         select new Delivery(iss, data, segments, finAfter);
 
-    [Fact]
-    public void A_connection_reassembles_any_order_of_overlapping_segments_like_a_model()
+    [Property]
+    public Property A_connection_reassembles_any_order_of_overlapping_segments_like_a_model()
     {
         // The peer's bytes reach a real connection (under a manual clock) in random order, with
         // overlaps, duplicates and the FIN anywhere; after each segment the bytes delivered in order
         // equal the model's contiguous prefix, and the application reads exactly the stream.
-        Prop.ForAll(DeliveryGen.ToArbitrary(), delivery =>
+        return Prop.ForAll(DeliveryGen.ToArbitrary(), delivery =>
         {
             var (peerIss, data, segments, finAfter) = delivery;
             var h = new TcpHarness();
@@ -283,6 +284,6 @@ public class TcpAssemblerTests
             Assert.Equal(data, output.ToArray());
             Assert.Equal(0, h.Drops.Get(DropReason.TcpReassemblyFull)); // at most 20 holes, under the 32 tracked
             Assert.Equal(h.Drops.Get(DropReason.TcpUnacceptable), h.Drops.Total); // only old duplicates were dropped
-        }).QuickCheckThrowOnFailure();
+        });
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using TunnelMesh.Net.Stack;
 using TunnelMesh.Net.Stack.Tcp;
 using TunnelMesh.Net.Tests.Support;
@@ -22,9 +23,9 @@ internal sealed record Segment(ushort SourcePort, ushort DestinationPort, uint S
 }
 
 /// <summary>
-/// One <see cref="NetStack"/> (100.64.0.2) under a <see cref="ManualTimeProvider"/>, facing a peer
+/// One <see cref="NetStack"/> (100.64.0.2) under a <see cref="FakeTimeProvider"/>, facing a peer
 /// (100.64.0.1) that the test scripts by hand: the test delivers crafted segments and reads back, in
-/// order, every segment the stack sent. Timers fire only inside <see cref="Advance"/>, on the test's
+/// order, every segment the stack sent. Timers fire only inside <see cref="Advance(TimeSpan)"/>, on the test's
 /// thread, so each test is deterministic.
 /// </summary>
 internal sealed class TcpHarness : IPacketOutput
@@ -42,7 +43,7 @@ internal sealed class TcpHarness : IPacketOutput
         Stack = new NetStack(new NetStackOptions { Address = LocalAddress, Mtu = Mtu }, this, _pool, Drops, Time, Logger);
     }
 
-    public ManualTimeProvider Time { get; } = new();
+    public FakeTimeProvider Time { get; } = new();
 
     public DropCounters Drops { get; } = new();
 
@@ -143,7 +144,30 @@ internal sealed class TcpHarness : IPacketOutput
         Assert.True(left.Count == 0, "expected no segment, got: " + string.Join(" | ", left));
     }
 
-    public void Advance(TimeSpan by) => Time.Advance(by);
+    /// <summary>
+    /// Moves the clock forward through every whole <see cref="AdvanceStep"/> on the way, the last move landing
+    /// exactly on the target. FakeTimeProvider fires every timer that falls due within one <c>Advance</c> with
+    /// the clock already at the end, so a timer armed by another timer's callback (the next SYN of a backoff, an
+    /// RTO after a probe) would be scheduled from the end and not fire in the same call. In steps, a timer due
+    /// on a whole millisecond fires exactly then, any other within a millisecond of its due time, and a chain
+    /// of timers runs as it would in real time.
+    /// </summary>
+    public void Advance(TimeSpan by)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
+        var now = Time.GetUtcNow();
+        var target = now + by;
+        long step = AdvanceStep.Ticks;
+        for (var next = new DateTimeOffset(((now.UtcTicks / step) + 1) * step, TimeSpan.Zero); next < target; next += AdvanceStep)
+        {
+            Time.SetUtcNow(next);
+        }
 
-    public void Advance(int milliseconds) => Time.Advance(TimeSpan.FromMilliseconds(milliseconds));
+        Time.SetUtcNow(target);
+    }
+
+    public void Advance(int milliseconds) => Advance(TimeSpan.FromMilliseconds(milliseconds));
+
+    /// <summary>The largest single move of the clock inside <see cref="Advance(TimeSpan)"/>.</summary>
+    public static TimeSpan AdvanceStep { get; } = TimeSpan.FromMilliseconds(1);
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using TunnelMesh.Net.Wire.Stun;
 
 namespace TunnelMesh.Net.Tests.Wire.Stun;
@@ -84,8 +85,8 @@ public class StunMessageTests
         }
     }
 
-    [Fact]
-    public void Write_then_parse_is_identity_for_requests_and_responses()
+    [Property]
+    public Property Write_then_parse_is_identity_for_requests_and_responses()
     {
         var gen = from id in Gen.Two(WireGen.UInt).Select(t => new StunTransactionId(t.Item1, ((ulong)t.Item1 << 32) | t.Item2))
                   from v6 in Gen.Elements(false, true)
@@ -93,7 +94,7 @@ public class StunMessageTests
                   from port in WireGen.UShort
                   from fingerprint in Gen.Elements(false, true)
                   select (id, new IPEndPoint(new IPAddress(v6 ? bytes : bytes[..4]), port), fingerprint);
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        return Prop.ForAll(gen.ToArbitrary(), t =>
         {
             var (id, endpoint, fingerprint) = t;
             var buffer = new byte[64];
@@ -102,15 +103,15 @@ public class StunMessageTests
             n = StunMessage.WriteBindingSuccess(buffer, id, endpoint, fingerprint);
             bool response = StunMessage.TryParse(buffer.AsSpan(0, n), out var s) && s.Type == StunSpec.BindingSuccess && s.TransactionId == id && endpoint.Equals(s.Mapped) && s.HasFingerprint == fingerprint;
             return request && response;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
-    [Fact]
-    public void Wireguard_messages_are_never_taken_for_stun()
+    [Property]
+    public Property Wireguard_messages_are_never_taken_for_stun()
     {
         // Types 1-4 then three zero bytes, even with the cookie at bytes 4-7 and at every
         // WireGuard message size: the zero length field never matches the datagram.
-        Prop.ForAll(Gen.Choose(1, 4).Two().ToArbitrary(), t =>
+        return Prop.ForAll(Gen.Choose(1, 4).Two().ToArbitrary(), t =>
         {
             foreach (int size in new[] { 148, 92, 64, 32, 48, 1452 })
             {
@@ -124,7 +125,7 @@ public class StunMessageTests
             }
 
             return true;
-        }).QuickCheckThrowOnFailure();
+        });
     }
 
     [Theory]
@@ -139,10 +140,10 @@ public class StunMessageTests
     public void Malformed_messages_are_rejected(string hex, string what) =>
         Assert.False(StunMessage.TryParse(Convert.FromHexString(hex), out _), what);
 
-    [Fact]
-    public void Random_bytes_never_throw()
+    [Property]
+    public Property Random_bytes_never_throw()
     {
-        Prop.ForAll(WireGen.Bytes(120).ToArbitrary(), bytes =>
+        return Prop.ForAll(WireGen.Bytes(120).ToArbitrary(), bytes =>
         {
             if (bytes.Length >= 20)
             {
@@ -153,6 +154,6 @@ public class StunMessageTests
             }
 
             return !StunMessage.TryParse(bytes, out var m) || m.TransactionId == StunTransactionId.Read(bytes.AsSpan(8));
-        }).QuickCheckThrowOnFailure();
+        });
     }
 }
