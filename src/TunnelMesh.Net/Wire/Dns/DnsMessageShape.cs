@@ -52,9 +52,9 @@ internal readonly record struct DnsReadLimits(int MaxLength, int MaxQuestions, i
 /// <remarks>
 /// <para>What Makaretu.Dns does with hostile bytes, and what this check adds:</para>
 /// <list type="bullet">
-/// <item>It reads names recursively, one call per label, with no limit on the name's length (RFC 1035
-/// caps it at 255 bytes), so a name of tens of thousands of labels is a stack overflow the process
-/// cannot catch; and a chain of names each one label longer than a name it points to makes its
+/// <item>It reads names recursively, one call per label, each level copying the labels below it, with
+/// no limit on the name's length (RFC 1035 caps it at 255 bytes): a name of 30,000 one-byte labels
+/// (one 60 KB TCP query) makes it allocate 3.6 GB; and a chain of names each one label longer than a name it points to makes its
 /// expanded names grow with every record (quadratic memory). Here every question and owner name is
 /// checked (label length ≤ 63, expanded name ≤ 255 bytes, no reserved label types 0x40/0x80), and
 /// the caller's <see cref="DnsReadLimits"/> cap the length and the counts, which also bounds the
@@ -69,8 +69,8 @@ internal readonly record struct DnsReadLimits(int MaxLength, int MaxQuestions, i
 /// </list>
 /// <para>Record data is bounds-checked (RDLENGTH within the message), and the names in it are
 /// checked like any other for the types whose data Makaretu.Dns reads names from (NS, CNAME, SOA,
-/// PTR, MX, RP, AFSDB, SRV, DNAME, RRSIG, NSEC, TKEY, TSIG): one name of 2000 one-byte labels costs
-/// its recursive reader about 17 MB, since every level copies the labels below it. The rest of
+/// PTR, MX, RP, AFSDB, SRV, DNAME, RRSIG, NSEC, TKEY, TSIG): within the 4096-byte query cap one name
+/// of 2000 one-byte labels would still cost its reader 17 MB. The rest of
 /// the data is Makaretu.Dns's to read, and whatever it throws is caught by <see cref="DnsWire.TryRead"/>.</para>
 /// </remarks>
 internal static class DnsMessageShape

@@ -212,8 +212,8 @@ public class DnsWireTests
     [Fact]
     public void A_name_of_thirty_thousand_labels_is_refused_before_makaretu_recurses_into_it()
     {
-        // Makaretu.Dns reads a name with one nested call per label and no length limit: this would be
-        // a stack overflow. The shape check stops at the 256th byte.
+        // Makaretu.Dns reads a name with one nested call per label, each copying the labels below, and
+        // no length limit: this name would cost it 3.6 GB. The shape check stops at the 256th byte.
         var bytes = new byte[12 + (30_000 * 2) + 1 + 4];
         bytes[5] = 1;
         for (int i = 0; i < 30_000; i++)
