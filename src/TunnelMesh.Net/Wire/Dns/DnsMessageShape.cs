@@ -3,48 +3,6 @@ using System.Text.Unicode;
 
 namespace TunnelMesh.Net.Wire.Dns;
 
-/// <summary>Why <see cref="DnsMessageShape.Check"/> refused a message.</summary>
-internal enum DnsShapeError
-{
-    /// <summary>The message is well formed as far as the check looks.</summary>
-    None,
-
-    /// <summary>Fewer than 12 bytes: no header to answer.</summary>
-    NoHeader,
-
-    /// <summary>Longer than the caller's limit.</summary>
-    TooLong,
-
-    /// <summary>More questions or records than the caller's limits.</summary>
-    TooManyEntries,
-
-    /// <summary>A question or record runs past the end, or a section count promises more than follows.</summary>
-    Truncated,
-
-    /// <summary>A question or owner name that is malformed (see <see cref="DnsMessageShape.TrySkipName"/>).</summary>
-    BadName,
-
-    /// <summary>Bytes left after the last record the counts announce.</summary>
-    TrailingBytes,
-}
-
-/// <summary>How much of a message <see cref="DnsMessageShape.Check"/> lets through.</summary>
-/// <param name="MaxLength">The longest message, in bytes.</param>
-/// <param name="MaxQuestions">The most entries in the question section.</param>
-/// <param name="MaxRecords">The most records in the answer, authority and additional sections together.</param>
-internal readonly record struct DnsReadLimits(int MaxLength, int MaxQuestions, int MaxRecords)
-{
-    /// <summary>
-    /// A query to the mesh DNS server: at most 4096 bytes (dig's query with EDNS and a cookie is 52),
-    /// one question, 16 records (a query carries an OPT record and perhaps a signature). Far above
-    /// any real query, and low enough that whatever Makaretu.Dns reads stays cheap.
-    /// </summary>
-    public static DnsReadLimits Query { get; } = new(4096, 1, 16);
-
-    /// <summary>Whatever the wire format allows (trusted or test input).</summary>
-    public static DnsReadLimits Any { get; } = new(65535, 65535, 3 * 65535);
-}
-
 /// <summary>
 /// A walk over a DNS message's structure, done before Makaretu.Dns reads it. This is the part of the
 /// former codec that stays, because Makaretu.Dns 2.0.1 lacks it: its reader trusts the message.
