@@ -87,9 +87,15 @@ public enum DropReason
     /// <summary>Out-of-order TCP data that would have needed more reassembly ranges than the connection keeps.</summary>
     TcpReassemblyFull,
 
-    /// <summary>A DNS message the node's DNS server did not answer: shorter than a header, a response rather than a query, or beyond the server's limits (forwards, TCP connections).</summary>
+    /// <summary>A DNS message the node's DNS server did not answer for want of capacity (forwards or TCP connections at their limit), cut short by the end of its TCP connection, or that failed unexpectedly. See also <see cref="DnsNoHeader"/> and <see cref="DnsNotAQuery"/>.</summary>
     DnsDropped,
 
     /// <summary>A STUN message on the WireGuard socket that is not the answer to a binding request in flight (late, duplicate, malformed or unasked).</summary>
     StunUnmatched,
+
+    /// <summary>A message to the node's DNS server shorter than the 12-byte DNS header, so there is no id to answer FORMERR to.</summary>
+    DnsNoHeader,
+
+    /// <summary>A message to the node's DNS server with QR set: a response, which a server never answers.</summary>
+    DnsNotAQuery,
 }

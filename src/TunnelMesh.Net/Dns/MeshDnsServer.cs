@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
+using Makaretu.Dns;
 using TunnelMesh.Net.Stack;
 using TunnelMesh.Net.Wire.Dns;
 
@@ -53,9 +54,19 @@ internal sealed class MeshDnsServerOptions
 /// negative-caching TTL, RFC 2308) is 60 s as well.</para>
 /// <para>Over UDP an answer is at most 512 bytes, or the EDNS(0) payload size the query offers
 /// (capped at 4096); a longer one goes out with TC set and only the question, so the client
-/// retries over TCP. Malformed queries get FORMERR, opcodes other than QUERY NOTIMP, EDNS versions
-/// other than 0 BADVERS. Messages that cannot even be answered (no header, a response) are dropped
-/// and counted as <see cref="DropReason.DnsDropped"/>.</para>
+/// retries over TCP. Malformed queries get FORMERR (counted in <see cref="FormatErrors"/>), opcodes
+/// other than QUERY NOTIMP, EDNS versions other than 0 BADVERS. Messages that cannot even be answered
+/// are dropped and counted by reason: <see cref="DropReason.DnsNoHeader"/> (under 12 bytes),
+/// <see cref="DropReason.DnsNotAQuery"/> (a response), <see cref="DropReason.DnsDropped"/> (the
+/// server's limits).</para>
+/// <para>Messages are read and written with Makaretu.Dns (<see cref="Message"/> and its records).
+/// Untrusted bytes reach it only through <see cref="DnsWire.TryRead"/>: a query over the limits of
+/// <see cref="DnsReadLimits.Query"/> (4096 bytes, one question, 16 records), or one that <see cref="DnsMessageShape"/>
+/// finds malformed (the checks Makaretu.Dns lacks: name length, label types, pointer direction,
+/// UTF-8 labels, trailing bytes), is answered FORMERR without Makaretu.Dns reading it, and whatever
+/// Makaretu.Dns throws on the rest is caught there and answered FORMERR too. The header (id,
+/// flags, opcode) is peeked by <see cref="DnsHeader"/> so that FORMERR goes back with the right id,
+/// and because Makaretu.Dns reads the OPT record's extended-rcode bits as part of the opcode.</para>
 /// <para>Forwarded queries go to the upstream from a fresh UDP socket of the host with a random
 /// id; the upstream's answer is relayed as it is (its RA included) with the client's id back. No
 /// answer within the timeout and attempts gives SERVFAIL.</para>
@@ -71,6 +82,20 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
     /// <summary>The EDNS(0) payload size the server offers and the most it sends over UDP.</summary>
     private const int MaxUdpPayload = 4096;
 
+    /// <summary>The largest UDP answer without EDNS(0) (RFC 1035 §4.2.1).</summary>
+    private const int ClassicUdpPayload = 512;
+
+    /// <summary>The largest message (TCP framing has a 16-bit length).</summary>
+    private const int MaxMessageLength = 65535;
+
+    /// <summary>The TC bit of the header's flag word.</summary>
+    private const ushort TcFlag = 0x0200;
+
+    /// <summary>IXFR (RFC 1995), which Makaretu.Dns's <see cref="DnsType"/> does not name.</summary>
+    private const DnsType TypeIxfr = (DnsType)251;
+
+    private static readonly TimeSpan Ttl = TimeSpan.FromSeconds(RecordTtl);
+
     private readonly NetStack _stack;
     private readonly MeshNameTable _names;
     private readonly MeshDnsServerOptions _options;
@@ -85,6 +110,7 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
     private Task? _udpLoop;
     private Task? _tcpLoop;
     private uint _serial = 1;
+    private long _formatErrors;
     private int _disposed;
 
     public MeshDnsServer(NetStack stack, MeshNameTable names, MeshDnsServerOptions options, DropCounters drops, ILogger logger)
@@ -101,6 +127,9 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
 
     /// <summary>The SOA serial: starts at 1, one more on every change of the name table.</summary>
     public uint Serial => Volatile.Read(ref _serial);
+
+    /// <summary>Queries answered FORMERR since start (malformed, refused by <see cref="DnsMessageShape"/>, or not one question).</summary>
+    public long FormatErrors => Interlocked.Read(ref _formatErrors);
 
     /// <summary>Binds UDP and TCP port 53 on the stack and starts serving.</summary>
     /// <exception cref="SocketException">Port 53 is already in use on the node.</exception>
@@ -155,52 +184,61 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// Answers one query: the response's bytes, or null when the message is dropped. Local answers
-    /// complete synchronously; forwarded ones when the upstream answers or times out.
+    /// Answers one query: the response's bytes, or null when the message is dropped (and counted by
+    /// reason). Local answers complete synchronously; forwarded ones when the upstream answers or times out.
     /// </summary>
     /// <param name="query">The query message.</param>
     /// <param name="overUdp">Whether the answer goes back over UDP (size limits, truncation).</param>
     /// <param name="ct">Cancels a forward.</param>
     internal ValueTask<byte[]?> AnswerAsync(ReadOnlyMemory<byte> query, bool overUdp, CancellationToken ct)
     {
-        if (!DnsHeader.TryRead(query.Span, out var header) || header.IsResponse)
+        if (!DnsHeader.TryRead(query.Span, out var header))
         {
-            _drops.Increment(DropReason.DnsDropped);
+            _drops.Increment(DropReason.DnsNoHeader);
             return new ValueTask<byte[]?>((byte[]?)null);
         }
 
-        if (!DnsMessage.TryParse(query.Span, out var message))
+        if (header.IsResponse)
         {
-            return new ValueTask<byte[]?>(Encode(Reply(header, null, DnsRcode.FormErr, authoritative: false), overUdp, DnsLimits.ClassicUdpPayload));
+            _drops.Increment(DropReason.DnsNotAQuery);
+            return new ValueTask<byte[]?>((byte[]?)null);
+        }
+
+        if (!DnsWire.TryRead(query, DnsReadLimits.Query, out var message, out var shapeError))
+        {
+            Interlocked.Increment(ref _formatErrors);
+            Log.Malformed(_logger, query.Length, shapeError);
+            return new ValueTask<byte[]?>(Encode(Reply(header, null, MessageStatus.FormatError, authoritative: false), overUdp, ClassicUdpPayload));
         }
 
         if (header.Opcode != 0)
         {
-            return new ValueTask<byte[]?>(Encode(Reply(header, message, DnsRcode.NotImp, authoritative: false), overUdp, DnsLimits.ClassicUdpPayload));
+            return new ValueTask<byte[]?>(Encode(Reply(header, message, MessageStatus.NotImplemented, authoritative: false), overUdp, ClassicUdpPayload));
         }
 
         int optCount = 0;
-        DnsRecord? opt = null;
-        foreach (var r in message.Additionals)
+        OPTRecord? opt = null;
+        foreach (var r in message.AdditionalRecords)
         {
-            if (r.Type == DnsType.Opt)
+            if (r is OPTRecord o)
             {
                 optCount++;
-                opt = r;
+                opt = o;
             }
         }
 
-        if (message.Questions.Count != 1 || optCount > 1 || (opt is not null && opt.Name.Length != 0))
+        if (message.Questions.Count != 1 || optCount > 1 || (opt is not null && opt.Name.Labels.Count != 0))
         {
-            return new ValueTask<byte[]?>(Encode(Reply(header, null, DnsRcode.FormErr, authoritative: false), overUdp, DnsLimits.ClassicUdpPayload));
+            Interlocked.Increment(ref _formatErrors);
+            return new ValueTask<byte[]?>(Encode(Reply(header, null, MessageStatus.FormatError, authoritative: false), overUdp, ClassicUdpPayload));
         }
 
-        int udpLimit = opt is null ? DnsLimits.ClassicUdpPayload : Math.Clamp((int)opt.Class, DnsLimits.ClassicUdpPayload, MaxUdpPayload);
-        if (opt is not null && ((opt.Ttl >> 16) & 0xFF) != 0)
+        int udpLimit = opt is null ? ClassicUdpPayload : Math.Clamp((int)opt.RequestorPayloadSize, ClassicUdpPayload, MaxUdpPayload);
+        if (opt is not null && opt.Version != 0)
         {
-            // BADVERS is an extended rcode: upper 8 bits in the OPT record, lower 4 in the header.
-            var badvers = Reply(header, message, DnsRcode.BadVers & 0xF, authoritative: false);
-            badvers.Additionals.Add(ServerOpt(DnsRcode.BadVers >> 4));
+            // BADVERS (16) is an extended rcode: its upper 8 bits go in the OPT record, the lower 4 (0) in the header.
+            var badvers = Reply(header, message, MessageStatus.BadVersion, authoritative: false);
+            badvers.AdditionalRecords.Add(ServerOpt((int)MessageStatus.BadVersion >> 4));
             return new ValueTask<byte[]?>(Encode(badvers, overUdp, udpLimit));
         }
 
@@ -209,7 +247,7 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
         {
             if (opt is not null)
             {
-                response.Additionals.Add(ServerOpt(0));
+                response.AdditionalRecords.Add(ServerOpt(0));
             }
 
             return new ValueTask<byte[]?>(Encode(response, overUdp, udpLimit));
@@ -217,10 +255,10 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
 
         if (_options.Upstream is null)
         {
-            var refused = Reply(header, message, DnsRcode.Refused, authoritative: false);
+            var refused = Reply(header, message, MessageStatus.Refused, authoritative: false);
             if (opt is not null)
             {
-                refused.Additionals.Add(ServerOpt(0));
+                refused.AdditionalRecords.Add(ServerOpt(0));
             }
 
             return new ValueTask<byte[]?>(Encode(refused, overUdp, udpLimit));
@@ -230,45 +268,60 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
     }
 
     /// <summary>The answer from the mesh's names, or null when the name is not the mesh's to answer.</summary>
-    internal DnsMessage? TryAnswerLocally(DnsHeader header, DnsMessage query)
+    internal Message? TryAnswerLocally(DnsHeader header, Message query)
     {
         var q = query.Questions[0];
-        string name = q.Name.TrimEnd('.').ToLowerInvariant();
+        foreach (string label in q.Name.Labels)
+        {
+            // A label holding a dot is no mesh name; it is also one that Makaretu.Dns's writer, which
+            // keys compression by labels joined with dots, could confuse with two labels.
+            if (label.Contains('.', StringComparison.Ordinal))
+            {
+                return null;
+            }
+        }
+
+        string name = q.Name.ToString().ToLowerInvariant();
         if (_names.IsInMesh(name))
         {
             string zone = _names.Suffix;
-            if (q.Class is not (DnsClass.In or DnsClass.Any) || q.Type is DnsType.Axfr or DnsType.Ixfr)
+            if (q.Class is not (DnsClass.IN or DnsClass.ANY) || q.Type is DnsType.AXFR or TypeIxfr)
             {
-                return Reply(header, query, DnsRcode.Refused, authoritative: false);
+                return Reply(header, query, MessageStatus.Refused, authoritative: false);
             }
 
             if (name == zone)
             {
-                var apex = Reply(header, query, DnsRcode.NoError, authoritative: true);
-                (q.Type is DnsType.Soa or DnsType.Any ? apex.Answers : apex.Authorities).Add(Soa(zone));
+                var apex = Reply(header, query, MessageStatus.NoError, authoritative: true);
+                (q.Type is DnsType.SOA or DnsType.ANY ? apex.Answers : apex.AuthorityRecords).Add(Soa(zone));
                 return apex;
             }
 
             if (!_names.TryResolve(name, out var addresses))
             {
-                var nx = Reply(header, query, DnsRcode.NxDomain, authoritative: true);
-                nx.Authorities.Add(Soa(zone));
+                var nx = Reply(header, query, MessageStatus.NameError, authoritative: true);
+                nx.AuthorityRecords.Add(Soa(zone));
                 return nx;
             }
 
-            var answer = Reply(header, query, DnsRcode.NoError, authoritative: true);
+            var answer = Reply(header, query, MessageStatus.NoError, authoritative: true);
             foreach (var address in addresses)
             {
-                ushort type = address.AddressFamily == AddressFamily.InterNetwork ? DnsType.A : DnsType.Aaaa;
-                if (q.Type == type || q.Type == DnsType.Any)
+                bool v4 = address.AddressFamily == AddressFamily.InterNetwork;
+                if (q.Type == DnsType.ANY || q.Type == (v4 ? DnsType.A : DnsType.AAAA))
                 {
-                    answer.Answers.Add(new DnsRecord(q.Name, type, DnsClass.In, RecordTtl, new DnsAddressData(address)));
+                    AddressRecord record = v4 ? new ARecord() : new AAAARecord();
+                    record.Name = q.Name;
+                    record.Class = DnsClass.IN;
+                    record.TTL = Ttl;
+                    record.Address = address;
+                    answer.Answers.Add(record);
                 }
             }
 
             if (answer.Answers.Count == 0)
             {
-                answer.Authorities.Add(Soa(zone));
+                answer.AuthorityRecords.Add(Soa(zone));
             }
 
             return answer;
@@ -282,14 +335,14 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
         string? reverseZone = ReverseZoneOf(reversed);
         if (_names.TryReverse(reversed, out string fqdn))
         {
-            var ptr = Reply(header, query, DnsRcode.NoError, authoritative: true);
-            if (q.Type is DnsType.Ptr or DnsType.Any)
+            var ptr = Reply(header, query, MessageStatus.NoError, authoritative: true);
+            if (q.Type is DnsType.PTR or DnsType.ANY)
             {
-                ptr.Answers.Add(new DnsRecord(q.Name, DnsType.Ptr, DnsClass.In, RecordTtl, new DnsNameData(fqdn)));
+                ptr.Answers.Add(new PTRRecord { Name = q.Name, Class = DnsClass.IN, TTL = Ttl, DomainName = fqdn });
             }
             else
             {
-                ptr.Authorities.Add(Soa(reverseZone ?? (reversed.AddressFamily == AddressFamily.InterNetwork ? "in-addr.arpa" : "ip6.arpa")));
+                ptr.AuthorityRecords.Add(Soa(reverseZone ?? (reversed.AddressFamily == AddressFamily.InterNetwork ? "in-addr.arpa" : "ip6.arpa")));
             }
 
             return ptr;
@@ -297,8 +350,8 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
 
         if (reverseZone is not null)
         {
-            var nx = Reply(header, query, DnsRcode.NxDomain, authoritative: true);
-            nx.Authorities.Add(Soa(reverseZone));
+            var nx = Reply(header, query, MessageStatus.NameError, authoritative: true);
+            nx.AuthorityRecords.Add(Soa(reverseZone));
             return nx;
         }
 
@@ -327,19 +380,36 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
         return null;
     }
 
-    private DnsRecord Soa(string zone) => new(
-        zone,
-        DnsType.Soa,
-        DnsClass.In,
-        RecordTtl,
-        new DnsSoaData(zone.EndsWith("arpa", StringComparison.Ordinal) ? _names.Suffix : zone, "hostmaster." + _names.Suffix, Serial, 3600, 600, 86400, RecordTtl));
-
-    private static DnsRecord ServerOpt(int extendedRcode) =>
-        new("", DnsType.Opt, MaxUdpPayload, (uint)extendedRcode << 24, new DnsOpaqueData([]));
-
-    private static DnsMessage Reply(DnsHeader query, DnsMessage? message, int rcode, bool authoritative, bool recursionAvailable = false)
+    private SOARecord Soa(string zone) => new()
     {
-        var reply = new DnsMessage { Header = new DnsHeader(query.Id, DnsHeader.ResponseFlags(query.Flags, rcode, authoritative, recursionAvailable), 0, 0, 0, 0) };
+        Name = zone,
+        Class = DnsClass.IN,
+        TTL = Ttl,
+        PrimaryName = zone.EndsWith("arpa", StringComparison.Ordinal) ? _names.Suffix : zone,
+        Mailbox = "hostmaster." + _names.Suffix,
+        SerialNumber = Serial,
+        Refresh = TimeSpan.FromSeconds(3600),
+        Retry = TimeSpan.FromSeconds(600),
+        Expire = TimeSpan.FromSeconds(86400),
+        Minimum = Ttl,
+    };
+
+    /// <summary>The server's OPT record. Makaretu.Dns calls the upper 8 bits of the extended rcode <c>Opcode8</c>.</summary>
+    private static OPTRecord ServerOpt(int extendedRcode) => new() { RequestorPayloadSize = MaxUdpPayload, Opcode8 = (byte)extendedRcode };
+
+    private static Message Reply(DnsHeader query, Message? message, MessageStatus status, bool authoritative, bool recursionAvailable = false)
+    {
+        // Opcode is set before any OPT record is added: Makaretu.Dns's setter would clear that record's extended-rcode bits.
+        var reply = new Message
+        {
+            Id = query.Id,
+            QR = true,
+            Opcode = (MessageOperation)query.Opcode,
+            RD = query.RecursionDesired,
+            AA = authoritative,
+            RA = recursionAvailable,
+            Status = status,
+        };
         if (message is not null)
         {
             reply.Questions.AddRange(message.Questions);
@@ -349,25 +419,22 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
     }
 
     /// <summary>The response's bytes; over UDP, when longer than <paramref name="udpLimit"/>, a truncated one (TC, question and OPT only).</summary>
-    private static byte[] Encode(DnsMessage response, bool overUdp, int udpLimit)
+    private static byte[] Encode(Message response, bool overUdp, int udpLimit)
     {
-        var bytes = response.ToArray();
+        var bytes = DnsWire.ToArray(response);
         if (!overUdp || bytes.Length <= udpLimit)
         {
             return bytes;
         }
 
-        var truncated = new DnsMessage { Header = response.Header with { Flags = DnsHeader.WithTruncated(response.Header.Flags) } };
-        truncated.Questions.AddRange(response.Questions);
-        if (response.FindOpt() is { } opt)
-        {
-            truncated.Additionals.Add(opt);
-        }
-
-        return truncated.ToArray();
+        response.TC = true;
+        response.Answers.Clear();
+        response.AuthorityRecords.Clear();
+        response.AdditionalRecords.RemoveAll(static r => r is not OPTRecord);
+        return DnsWire.ToArray(response);
     }
 
-    private async ValueTask<byte[]?> ForwardAsync(ReadOnlyMemory<byte> query, DnsHeader header, DnsMessage message, bool edns, bool overUdp, int udpLimit, CancellationToken ct)
+    private async ValueTask<byte[]?> ForwardAsync(ReadOnlyMemory<byte> query, DnsHeader header, Message message, bool edns, bool overUdp, int udpLimit, CancellationToken ct)
     {
         if (!_forwardSlots.Wait(0, CancellationToken.None))
         {
@@ -383,7 +450,7 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
             BinaryPrimitives.WriteUInt16BigEndian(request, id);
             using var socket = new Socket(upstream.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
             await socket.ConnectAsync(upstream, ct).ConfigureAwait(false); // a connected socket takes datagrams from the upstream only
-            var buffer = new byte[DnsLimits.MaxMessageLength];
+            var buffer = new byte[MaxMessageLength];
             for (int attempt = 0; attempt < _options.UpstreamAttempts; attempt++)
             {
                 await socket.SendAsync(request, SocketFlags.None, ct).ConfigureAwait(false);
@@ -397,7 +464,7 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
                         if (DnsHeader.TryRead(buffer.AsSpan(0, n), out var answer) && answer.IsResponse && answer.Id == id)
                         {
                             BinaryPrimitives.WriteUInt16BigEndian(buffer, header.Id);
-                            return RelayAnswer(buffer.AsSpan(0, n), answer, message, overUdp, udpLimit);
+                            return RelayAnswer(buffer.AsSpan(0, n), answer, header, message, overUdp, udpLimit);
                         }
                     }
                 }
@@ -413,10 +480,10 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
             }
 
             Log.ForwardTimedOut(_logger, upstream);
-            var fail = Reply(header, message, DnsRcode.ServFail, authoritative: false, recursionAvailable: true);
+            var fail = Reply(header, message, MessageStatus.ServerFailure, authoritative: false, recursionAvailable: true);
             if (edns)
             {
-                fail.Additionals.Add(ServerOpt(0));
+                fail.AdditionalRecords.Add(ServerOpt(0));
             }
 
             return Encode(fail, overUdp, udpLimit);
@@ -427,24 +494,24 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
         }
     }
 
-    private static byte[] RelayAnswer(ReadOnlySpan<byte> answer, DnsHeader header, DnsMessage query, bool overUdp, int udpLimit)
+    /// <summary>The upstream's answer as it came (the client's id already in it), or, too long for the client's UDP, its flags and rcode with TC and the question only.</summary>
+    private static byte[] RelayAnswer(ReadOnlySpan<byte> answer, DnsHeader upstream, DnsHeader client, Message query, bool overUdp, int udpLimit)
     {
         if (!overUdp || answer.Length <= udpLimit)
         {
             return answer.ToArray();
         }
 
-        // Too long for the client's UDP: the upstream's flags and rcode with TC, the question only.
-        var truncated = new DnsMessage { Header = header with { Flags = DnsHeader.WithTruncated(header.Flags) } };
+        var truncated = new Message { Id = client.Id, QR = true };
         truncated.Questions.AddRange(query.Questions);
-        var bytes = truncated.ToArray();
-        BinaryPrimitives.WriteUInt16BigEndian(bytes, BinaryPrimitives.ReadUInt16BigEndian(answer));
+        var bytes = DnsWire.ToArray(truncated);
+        BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(2), (ushort)(upstream.Flags | TcFlag)); // the upstream's flag word exactly, TC added
         return bytes;
     }
 
     private async Task UdpLoopAsync(MeshUdpSocket socket, CancellationToken ct)
     {
-        var buffer = new byte[DnsLimits.MaxMessageLength];
+        var buffer = new byte[MaxMessageLength];
         while (!ct.IsCancellationRequested)
         {
             MeshUdpReceiveResult received;
@@ -536,7 +603,7 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
             await using (stream.ConfigureAwait(false))
             {
                 var length = new byte[2];
-                var buffer = new byte[DnsLimits.MaxMessageLength + 2];
+                var buffer = new byte[MaxMessageLength + 2];
                 while (true)
                 {
                     using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -547,7 +614,13 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
                     }
 
                     int n = BinaryPrimitives.ReadUInt16BigEndian(length);
-                    if (n == 0 || !await ReadExactlyOrEndAsync(stream, buffer.AsMemory(0, n), idle.Token).ConfigureAwait(false))
+                    if (n == 0)
+                    {
+                        _drops.Increment(DropReason.DnsNoHeader);
+                        return;
+                    }
+
+                    if (!await ReadExactlyOrEndAsync(stream, buffer.AsMemory(0, n), idle.Token).ConfigureAwait(false))
                     {
                         _drops.Increment(DropReason.DnsDropped);
                         return;
@@ -611,6 +684,9 @@ internal sealed partial class MeshDnsServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 1602, Level = LogLevel.Debug, Message = "DNS forward to {Upstream} got no answer; SERVFAIL")]
         public static partial void ForwardTimedOut(ILogger logger, IPEndPoint upstream);
+
+        [LoggerMessage(EventId = 1604, Level = LogLevel.Debug, Message = "Malformed DNS query of {Length} bytes ({Shape}); FORMERR")]
+        public static partial void Malformed(ILogger logger, int length, DnsShapeError shape);
 
         [LoggerMessage(EventId = 1603, Level = LogLevel.Warning, Message = "Unexpected error while answering a DNS query; it was dropped")]
         public static partial void QueryFailed(ILogger logger, Exception exception);

@@ -1,4 +1,6 @@
-namespace TunnelMesh.Net.Wire.Dns;
+// Benchmark-only: the hand-written DNS codec removed from src/ in issue 10 (DNS on Makaretu.Dns),
+// kept unchanged but for its namespace as the reference of DnsAnswerBenchmarks.
+namespace TunnelMesh.Net.Benchmarks.Dns.Baseline;
 
 /// <summary>Record types (RFC 1035 §3.2.2, RFC 3596, RFC 6891) the codec and the server know by name.</summary>
 internal static class DnsType

@@ -1,9 +1,11 @@
+// Benchmark-only: the hand-written DNS codec removed from src/ in issue 10 (DNS on Makaretu.Dns),
+// kept unchanged but for its namespace as the reference of DnsAnswerBenchmarks.
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 
-namespace TunnelMesh.Net.Wire.Dns;
+namespace TunnelMesh.Net.Benchmarks.Dns.Baseline;
 
 /// <summary>One entry of the question section.</summary>
 internal readonly record struct DnsQuestion(string Name, ushort Type, ushort Class);

@@ -1,6 +1,8 @@
+// Benchmark-only: the hand-written DNS codec removed from src/ in issue 10 (DNS on Makaretu.Dns),
+// kept unchanged but for its namespace as the reference of DnsAnswerBenchmarks.
 using System.Text;
 
-namespace TunnelMesh.Net.Wire.Dns;
+namespace TunnelMesh.Net.Benchmarks.Dns.Baseline;
 
 /// <summary>
 /// Domain names between the wire (length-prefixed labels, RFC 1035 §3.1, compression pointers
