@@ -1,0 +1,141 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using TunnelMesh.Net.Control;
+using TunnelMesh.Net.Server.Tests.EndToEnd;
+using TunnelMesh.Net.Server.Tests.Support;
+using TunnelMesh.Net.Transport;
+
+namespace TunnelMesh.Net.Server.Tests.Metrics;
+
+/// <summary>
+/// A coordinator on Kestrel (127.0.0.1) with <c>AddMeshMetrics</c> and <c>MapMeshMetrics</c>; two nodes in
+/// this process join it and, with direct UDP between them blocked, talk through its relay. <c>/metrics</c>
+/// is scraped before and after, and the coordinator's, the relay's and the nodes' counters have moved.
+/// </summary>
+[Collection(nameof(MetricsCollection))]
+public sealed class MeshMetricsScrapeTests
+{
+    private const int TransferSize = 256 * 1024;
+
+    [Fact]
+    public async Task Scraping_metrics_twice_finds_joins_map_streams_relay_bytes_and_node_counters_moving()
+    {
+        DirectoryInfo root = Directory.CreateTempSubdirectory("tm-metrics-");
+        await using WebApplication app = await StartCoordinatorAsync(Path.Combine(root.FullName, "mesh.db"));
+        var url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        using var http = new HttpClient { BaseAddress = url };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", CoordinatorHost.AdminCredential);
+        var nodes = new List<MeshNode>();
+        try
+        {
+            PrometheusScrape before = await PrometheusScrape.GetAsync(http);
+
+            // A refused join (a well-formed auth key that does not exist) and two nodes that join.
+            HttpResponseMessage refused = await http.PostAsJsonAsync(
+                "/api/v1/join", new JoinRequest("tmkey-999-" + new string('x', 43), CoordinatorHost.NewNodeKey(), "nobody", []), CoordinatorHost.Json);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            HttpResponseMessage created = await http.PostAsJsonAsync("/api/v1/authkeys", new CreateAuthKeyRequest(Reusable: true), CoordinatorHost.Json);
+            string key = (await created.Content.ReadFromJsonAsync<CreatedAuthKey>(CoordinatorHost.Json))!.Key;
+
+            var nodePorts = new ConcurrentDictionary<int, bool>();
+            MeshNode a = await StartNodeAsync(url, "left", key, nodePorts, nodes);
+            MeshNode b = await StartNodeAsync(url, "right", key, nodePorts, nodes);
+            await KestrelMesh.PeerAsync(a, "right");
+            await KestrelMesh.PeerAsync(b, "left");
+            await using (MeshTcpListener listener = await b.ListenAsync(7500))
+            {
+                await KestrelMesh.TransferAsync(a, "right", listener, TransferSize, seed: 7);
+            }
+
+            Assert.Equal(MeshPeerPath.Relay, a.GetStatus().FindPeer("right")!.Path);
+            PrometheusScrape after = await PrometheusScrape.GetAsync(http);
+            string both = "before:\n" + before.Text + "\nafter:\n" + after.Text;
+            if (Environment.GetEnvironmentVariable("TM_METRICS_DUMP") is { } dump)
+            {
+                await File.WriteAllTextAsync(dump, both);
+            }
+
+            // The coordinator: joins by result, map streams open, the map version and the node count.
+            Assert.True(
+                Moved(before, after, "tunnelmesh_coordinator_joins_total", ("result", "joined")) == 2,
+                "two joins counted as joined\n" + both);
+            Assert.True(
+                Moved(before, after, "tunnelmesh_coordinator_joins_total", ("result", "refused"), ("reason", "auth_key_refused")) == 1,
+                "one join refused for its auth key\n" + both);
+            Assert.True(after.Sum("tunnelmesh_coordinator_map_streams") - before.Sum("tunnelmesh_coordinator_map_streams") == 2, "two map streams open\n" + both);
+            Assert.True(after.Sum("tunnelmesh_coordinator_map_version") > before.Sum("tunnelmesh_coordinator_map_version"), "the map version moved\n" + both);
+            Assert.True(after.Sum("tunnelmesh_coordinator_nodes") == 2, "two nodes in the map\n" + both);
+
+            // The relay carried the transfer (direct UDP was blocked), so its byte and frame counters moved by at least that much.
+            Assert.True(Moved(before, after, "tunnelmesh_relay_forwarded_bytes_total") >= TransferSize, "the relay forwarded the transfer's bytes\n" + both);
+            Assert.True(Moved(before, after, "tunnelmesh_relay_forwarded_total") > 0, "the relay forwarded frames\n" + both);
+            Assert.True(after.Sum("tunnelmesh_relay_connections") >= 2, "both nodes hold a relay connection\n" + both);
+
+            // The node meter of a node in this process: what left sent to right, by node and peer labels.
+            string left = a.PublicKey.ToString();
+            string right = b.PublicKey.ToString();
+            Assert.True(after.Sum("tunnelmesh_peer_sent_bytes_total", ("node", left), ("peer", right)) >= TransferSize, "left's bytes sent to right\n" + both);
+            Assert.True(after.Sum("tunnelmesh_peer_handshakes_total", ("node", left), ("peer", right)) >= 1, "left's handshake with right\n" + both);
+            Assert.Equal(0, before.Sum("tunnelmesh_peer_sent_bytes_total", ("node", left)));
+        }
+        finally
+        {
+            for (int i = nodes.Count - 1; i >= 0; i--)
+            {
+                await nodes[i].DisposeAsync();
+            }
+
+            await app.StopAsync();
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            root.Delete(recursive: true);
+        }
+    }
+
+    private static double Moved(PrometheusScrape before, PrometheusScrape after, string name, params (string, string)[] labels) =>
+        after.Sum(name, labels) - before.Sum(name, labels);
+
+    private static async Task<WebApplication> StartCoordinatorAsync(string sqlitePath)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        builder.Services.AddMeshCoordinator(o =>
+        {
+            o.AdminCredential = CoordinatorHost.AdminCredential;
+            o.SqlitePath = sqlitePath;
+        });
+
+        // No response cache: the second scrape must see the counters of now.
+        builder.Services.AddMeshMetrics(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
+        WebApplication app = builder.Build();
+        app.MapMeshCoordinator();
+        app.MapMeshMetrics();
+        await app.StartAsync();
+        return app;
+    }
+
+    /// <summary>A node on 127.0.0.1 whose UDP datagrams to and from the other test nodes are dropped, so peers talk through the relay.</summary>
+    private static async Task<MeshNode> StartNodeAsync(Uri url, string hostname, string key, ConcurrentDictionary<int, bool> nodePorts, List<MeshNode> nodes)
+    {
+        var options = new MeshNodeOptions { ControlUrl = url, AuthKey = key, Hostname = hostname, ListenAddress = IPAddress.Loopback };
+        var node = new MeshNode(options, null, null, (o, pool, drops) =>
+        {
+            var udp = new UdpTransport(new UdpTransportOptions { BindAddress = IPAddress.Loopback, Pool = pool, Drops = drops });
+            nodePorts[udp.LocalPort] = true;
+            return new FaultInjectingTransport(udp, seed: 1, pool) { Block = e => nodePorts.ContainsKey(e.Port) };
+        });
+        nodes.Add(node);
+        using var cts = new CancellationTokenSource(KestrelMesh.Deadline);
+        await node.StartAsync(cts.Token);
+        return node;
+    }
+}
