@@ -9,7 +9,9 @@ namespace TunnelMesh.Net.Server.Metrics;
 /// application's <see cref="IMeterFactory"/> when DI has one): <c>tunnelmesh.coordinator.joins</c>
 /// (tags <c>result</c>: joined, rejoined, refused; <c>reason</c> on refusals),
 /// <c>tunnelmesh.coordinator.map.streams</c> (open now), <c>tunnelmesh.coordinator.map.version</c>,
-/// <c>tunnelmesh.coordinator.map.deltas</c> and <c>tunnelmesh.coordinator.nodes</c>.
+/// <c>tunnelmesh.coordinator.map.deltas</c> and <c>tunnelmesh.coordinator.nodes</c>. The
+/// <see cref="PeerMapBroadcaster"/>, a hosted service, hands itself to <see cref="ObserveMap"/> when it is
+/// built, so the meter exists from the application's start, before the first join.
 /// </summary>
 internal sealed class CoordinatorMetrics : IDisposable
 {
@@ -22,12 +24,17 @@ internal sealed class CoordinatorMetrics : IDisposable
     private readonly Counter<long> _joins;
     private readonly UpDownCounter<long> _mapStreams;
 
-    public CoordinatorMetrics(PeerMapBroadcaster broadcaster, IMeterFactory? meterFactory = null)
+    public CoordinatorMetrics(IMeterFactory? meterFactory = null)
     {
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeshMeters.Coordinator) ?? new Meter(MeshMeters.Coordinator);
         _joins = _meter.CreateCounter<long>("tunnelmesh.coordinator.joins", "{join}", "Join requests, by result (joined, rejoined, refused) and the reason of a refusal");
         _mapStreams = _meter.CreateUpDownCounter<long>("tunnelmesh.coordinator.map.streams", "{stream}", "Map streams (GET /map WebSockets) open now");
+    }
+
+    /// <summary>Publishes the broadcaster's state: the map version, the deltas serialized, the nodes in the map.</summary>
+    public void ObserveMap(PeerMapBroadcaster broadcaster)
+    {
         _meter.CreateObservableGauge(
             "tunnelmesh.coordinator.map.version",
             () => broadcaster.Current is { } map ? [new Measurement<long>(map.Version)] : Array.Empty<Measurement<long>>(),
