@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -9,8 +10,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Control;
+using TunnelMesh.Net.Forwarding;
 using TunnelMesh.Net.Server.Tests.EndToEnd;
 using TunnelMesh.Net.Server.Tests.Support;
+using TunnelMesh.Net.Socks;
 using TunnelMesh.Net.Transport;
 
 namespace TunnelMesh.Net.Server.Tests.Metrics;
@@ -18,7 +21,8 @@ namespace TunnelMesh.Net.Server.Tests.Metrics;
 /// <summary>
 /// A coordinator on Kestrel (127.0.0.1) with <c>AddMeshMetrics</c> and <c>MapMeshMetrics</c>; two nodes in
 /// this process join it and, with direct UDP between them blocked, talk through its relay. <c>/metrics</c>
-/// is scraped before and after, and the coordinator's, the relay's and the nodes' counters have moved.
+/// is scraped before and after, and the coordinator's, the relay's and the nodes' counters have moved; a port
+/// forwarder and a SOCKS5 proxy on those nodes show up in the same scrape.
 /// </summary>
 [Collection(nameof(MetricsCollection))]
 public sealed class MeshMetricsScrapeTests
@@ -56,6 +60,21 @@ public sealed class MeshMetricsScrapeTests
             }
 
             Assert.Equal(MeshPeerPath.Relay, a.GetStatus().FindPeer("right")!.Path);
+
+            // A port forwarder on right (mesh port 5432 to a loopback listener) carries one connection; a SOCKS5 proxy on left just listens.
+            using var target = new TcpListener(IPAddress.Loopback, 0);
+            target.Start();
+            await using var forwarder = new MeshPortForwarder(b, new MeshPortForwardOptions { MeshPort = 5432, Target = target.LocalEndpoint });
+            await forwarder.StartAsync();
+            await using var socks = new MeshSocks5Server(a, new MeshSocks5Options { ListenEndPoint = new IPEndPoint(IPAddress.Loopback, 0) });
+            await socks.StartAsync();
+            await using (MeshTcpStream stream = await a.DialAsync("right", 5432).WaitAsync(KestrelMesh.Deadline))
+            {
+                using Socket accepted = await target.AcceptSocketAsync().WaitAsync(KestrelMesh.Deadline);
+                await stream.WriteAsync(new byte[100]);
+                await KestrelMesh.UntilAsync(() => forwarder.GetStatistics().BytesToTarget == 100, "the forwarder counted 100 bytes to the target");
+            }
+
             PrometheusScrape after = await PrometheusScrape.GetAsync(http);
             string both = "before:\n" + before.Text + "\nafter:\n" + after.Text;
             if (Environment.GetEnvironmentVariable("TM_METRICS_DUMP") is { } dump)
@@ -85,6 +104,15 @@ public sealed class MeshMetricsScrapeTests
             Assert.True(after.Sum("tunnelmesh_peer_sent_bytes_total", ("node", left), ("peer", right)) >= TransferSize, "left's bytes sent to right\n" + both);
             Assert.True(after.Sum("tunnelmesh_peer_handshakes_total", ("node", left), ("peer", right)) >= 1, "left's handshake with right\n" + both);
             Assert.Equal(0, before.Sum("tunnelmesh_peer_sent_bytes_total", ("node", left)));
+
+            // The forwarder's and the proxy's meters, labelled with their endpoints.
+            string forwarded = forwarder.LocalEndPoint.ToString();
+            Assert.Equal(1, after.Sum("tunnelmesh_forward_connections_accepted_total", ("endpoint", forwarded)));
+            Assert.Equal(100, after.Sum("tunnelmesh_forward_bytes_total", ("endpoint", forwarded), ("direction", "to_target")));
+            Assert.True(after.Has("tunnelmesh_forward_connections_active"), "the forwarder's active connections\n" + both);
+            string proxy = socks.LocalEndPoint.ToString();
+            Assert.Contains(after.Samples, x => x.Name == "tunnelmesh_socks5_connections_accepted_total" && x.Labels.TryGetValue("endpoint", out string? e) && e == proxy && x.Value == 0);
+            Assert.True(after.Has("tunnelmesh_socks5_bytes_total") && after.Has("tunnelmesh_socks5_connections_active"), "the proxy's instruments\n" + both);
         }
         finally
         {
