@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -11,6 +13,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Control;
 using TunnelMesh.Net.Forwarding;
+using TunnelMesh.Net.Server.Relay;
 using TunnelMesh.Net.Server.Tests.EndToEnd;
 using TunnelMesh.Net.Server.Tests.Support;
 using TunnelMesh.Net.Socks;
@@ -22,10 +25,11 @@ namespace TunnelMesh.Net.Server.Tests.Metrics;
 /// A coordinator on Kestrel (127.0.0.1) with <c>AddMeshMetrics</c> and <c>MapMeshMetrics</c>; two nodes in
 /// this process join it and, with direct UDP between them blocked, talk through its relay. <c>/metrics</c>
 /// is scraped before and after, and the coordinator's, the relay's and the nodes' counters have moved; a port
-/// forwarder and a SOCKS5 proxy on those nodes show up in the same scrape.
+/// forwarder and a SOCKS5 proxy on those nodes show up in the same scrape. The names scraped are the
+/// ones docs/METRICS.md lists and docs/grafana/tunnelmesh.json queries, both ways.
 /// </summary>
 [Collection(nameof(MetricsCollection))]
-public sealed class MeshMetricsScrapeTests
+public sealed partial class MeshMetricsScrapeTests
 {
     private const int TransferSize = 256 * 1024;
 
@@ -75,6 +79,18 @@ public sealed class MeshMetricsScrapeTests
                 await KestrelMesh.UntilAsync(() => forwarder.GetStatistics().BytesToTarget == 100, "the forwarder counted 100 bytes to the target");
             }
 
+            // A third node joined by hand on the relay: a frame to a key nobody holds is dropped, a second
+            // connection with its key replaces the first, and a request with the admin credential instead of a node token is refused.
+            HttpResponseMessage joined = await http.PostAsJsonAsync("/api/v1/join", new JoinRequest(key, CoordinatorHost.NewNodeKey(), "raw", []), CoordinatorHost.Json);
+            string rawToken = (await joined.Content.ReadFromJsonAsync<JoinResponse>(CoordinatorHost.Json))!.NodeToken;
+            RelayHub hub = app.Services.GetRequiredService<RelayHub>();
+            using ClientWebSocket first = await ConnectRelayAsync(url, rawToken);
+            await first.SendAsync(new byte[RelayHub.KeyLength + 8], WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
+            await KestrelMesh.UntilAsync(() => hub.Statistics.DroppedUnknownDestination == 1, "the relay dropped the frame to an unknown key");
+            using ClientWebSocket second = await ConnectRelayAsync(url, rawToken);
+            await KestrelMesh.UntilAsync(() => hub.Statistics.Replaced == 1, "the second relay connection replaced the first");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/api/v1/relay")).StatusCode);
+
             PrometheusScrape after = await PrometheusScrape.GetAsync(http);
             string both = "before:\n" + before.Text + "\nafter:\n" + after.Text;
             if (Environment.GetEnvironmentVariable("TM_METRICS_DUMP") is { } dump)
@@ -84,19 +100,22 @@ public sealed class MeshMetricsScrapeTests
 
             // The coordinator: joins by result, map streams open, the map version and the node count.
             Assert.True(
-                Moved(before, after, "tunnelmesh_coordinator_joins_total", ("result", "joined")) == 2,
-                "two joins counted as joined\n" + both);
+                Moved(before, after, "tunnelmesh_coordinator_joins_total", ("result", "joined")) == 3,
+                "three joins counted as joined\n" + both);
             Assert.True(
                 Moved(before, after, "tunnelmesh_coordinator_joins_total", ("result", "refused"), ("reason", "auth_key_refused")) == 1,
                 "one join refused for its auth key\n" + both);
             Assert.True(after.Sum("tunnelmesh_coordinator_map_streams") - before.Sum("tunnelmesh_coordinator_map_streams") == 2, "two map streams open\n" + both);
             Assert.True(after.Sum("tunnelmesh_coordinator_map_version") > before.Sum("tunnelmesh_coordinator_map_version"), "the map version moved\n" + both);
-            Assert.True(after.Sum("tunnelmesh_coordinator_nodes") == 2, "two nodes in the map\n" + both);
+            Assert.True(after.Sum("tunnelmesh_coordinator_nodes") == 3, "three nodes in the map\n" + both);
 
             // The relay carried the transfer (direct UDP was blocked), so its byte and frame counters moved by at least that much.
             Assert.True(Moved(before, after, "tunnelmesh_relay_forwarded_bytes_total") >= TransferSize, "the relay forwarded the transfer's bytes\n" + both);
             Assert.True(Moved(before, after, "tunnelmesh_relay_forwarded_total") > 0, "the relay forwarded frames\n" + both);
-            Assert.True(after.Sum("tunnelmesh_relay_connections") >= 2, "both nodes hold a relay connection\n" + both);
+            Assert.True(after.Sum("tunnelmesh_relay_connections") == 3, "three nodes hold a relay connection\n" + both);
+            Assert.True(Moved(before, after, "tunnelmesh_relay_dropped_total", ("reason", "unknown_destination")) == 1, "the frame to an unknown key\n" + both);
+            Assert.True(Moved(before, after, "tunnelmesh_relay_replaced_total") == 1, "the replaced connection\n" + both);
+            Assert.True(Moved(before, after, "tunnelmesh_relay_refused_total") >= 1, "the refused relay request\n" + both);
 
             // The node meter of a node in this process: what left sent to right, by node and peer labels.
             string left = a.PublicKey.ToString();
@@ -113,6 +132,15 @@ public sealed class MeshMetricsScrapeTests
             string proxy = socks.LocalEndPoint.ToString();
             Assert.Contains(after.Samples, x => x.Name == "tunnelmesh_socks5_connections_accepted_total" && x.Labels.TryGetValue("endpoint", out string? e) && e == proxy && x.Value == 0);
             Assert.True(after.Has("tunnelmesh_socks5_bytes_total") && after.Has("tunnelmesh_socks5_connections_active"), "the proxy's instruments\n" + both);
+
+            // Every TunnelMesh name of the scrape is documented and on the dashboard, and the dashboard queries no other.
+            HashSet<string> exported = [.. after.Types.Keys.Where(n => n.StartsWith("tunnelmesh_", StringComparison.Ordinal))];
+            string metricsDoc = await File.ReadAllTextAsync(Path.Combine(RepoRoot(), "docs", "METRICS.md"));
+            string dashboard = await File.ReadAllTextAsync(Path.Combine(RepoRoot(), "docs", "grafana", "tunnelmesh.json"));
+            HashSet<string> queried = [.. TunnelMeshName().Matches(dashboard).Select(m => m.Value)];
+            Assert.DoesNotContain(exported, n => !metricsDoc.Contains("`" + n, StringComparison.Ordinal));
+            Assert.Empty(exported.Except(queried));
+            Assert.Empty(queried.Except(exported));
         }
         finally
         {
@@ -126,6 +154,29 @@ public sealed class MeshMetricsScrapeTests
             root.Delete(recursive: true);
         }
     }
+
+    private static async Task<ClientWebSocket> ConnectRelayAsync(Uri coordinator, string nodeToken)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + nodeToken);
+        using var cts = new CancellationTokenSource(KestrelMesh.Deadline);
+        await socket.ConnectAsync(new Uri($"ws://{coordinator.Authority}/api/v1/relay"), cts.Token);
+        return socket;
+    }
+
+    private static string RepoRoot()
+    {
+        DirectoryInfo? dir = new(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "TunnelMesh.Net.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("no TunnelMesh.Net.sln above " + AppContext.BaseDirectory);
+    }
+
+    [GeneratedRegex("tunnelmesh_[a-z0-9_]+")]
+    private static partial Regex TunnelMeshName();
 
     private static double Moved(PrometheusScrape before, PrometheusScrape after, string name, params (string, string)[] labels) =>
         after.Sum(name, labels) - before.Sum(name, labels);

@@ -6,6 +6,7 @@ namespace TunnelMesh.Net.Server.Tests.Metrics;
 internal sealed class PrometheusScrape
 {
     private readonly List<Sample> _samples = [];
+    private readonly Dictionary<string, string> _types = new(StringComparer.Ordinal);
 
     private PrometheusScrape(string text)
     {
@@ -13,6 +14,12 @@ internal sealed class PrometheusScrape
         foreach (string raw in text.Split('\n'))
         {
             string line = raw.TrimEnd('\r');
+            if (line.StartsWith("# TYPE ", StringComparison.Ordinal))
+            {
+                string[] parts = line.Split(' ');
+                _types[parts[2]] = parts[3];
+            }
+
             if (line.Length == 0 || line[0] == '#')
             {
                 continue;
@@ -49,6 +56,9 @@ internal sealed class PrometheusScrape
     public string Text { get; }
 
     public IReadOnlyList<Sample> Samples => _samples;
+
+    /// <summary>Every metric family's name and type (counter, gauge, …) from its <c># TYPE</c> line.</summary>
+    public IReadOnlyDictionary<string, string> Types => _types;
 
     public static async Task<PrometheusScrape> GetAsync(HttpClient client, string path = "/metrics")
     {
