@@ -40,7 +40,11 @@ internal static class ServeCommand
         {
             Description = "host:port nodes should send STUN requests to (default: the --listen host with --stun-port; required when listening on all addresses).",
         };
-        var command = new Command("serve", "Run a coordinator in the foreground (Ctrl-C stops it).") { listen, db, postgres, admin, prefix4, prefix6, suffix, stun, stunAdvertise };
+        var metrics = new Option<bool>("--metrics")
+        {
+            Description = "Serve the coordinator's and relay's metrics for Prometheus at /metrics (no authentication: keep --listen private or filter the path).",
+        };
+        var command = new Command("serve", "Run a coordinator in the foreground (Ctrl-C stops it).") { listen, db, postgres, admin, prefix4, prefix6, suffix, stun, stunAdvertise, metrics };
         command.SetAction(async (parse, ct) =>
         {
             string adminKey = parse.GetValue(admin)!;
@@ -72,11 +76,28 @@ internal static class ServeCommand
             {
                 builder.Services.AddMeshStun(o => o.Port = stunPort);
             }
+
+            bool serveMetrics = parse.GetValue(metrics);
+            if (serveMetrics)
+            {
+                builder.Services.AddMeshMetrics();
+            }
+
             await using var app = builder.Build();
             app.UseWebSockets();
             app.MapMeshCoordinator();
+            if (serveMetrics)
+            {
+                app.MapMeshMetrics();
+            }
+
             await app.StartAsync(ct).ConfigureAwait(false);
             await stdout.WriteLineAsync($"coordinator listening on {string.Join(", ", app.Urls)}; STUN {(stunPort == 0 ? "off" : $"on UDP port {stunPort}, advertised as {advertised ?? "(nothing: pass --stun-advertise)"}")}").ConfigureAwait(false);
+            if (serveMetrics)
+            {
+                await stdout.WriteLineAsync("Prometheus metrics at /metrics").ConfigureAwait(false);
+            }
+
             try
             {
                 await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TunnelMesh.Net.Server;
 using TunnelMesh.Net.Server.Api;
+using TunnelMesh.Net.Server.Metrics;
 using TunnelMesh.Net.Server.Relay;
 using TunnelMesh.Net.Server.Stores;
 
@@ -41,6 +42,7 @@ public static class MeshCoordinatorServiceCollectionExtensions
         services.TryAddSingleton<IRelayAuthenticator, NodeRelayAuthenticator>();
         services.AddMeshRelay();
         services.TryAddSingleton<PeerMapBroadcaster>();
+        services.TryAddSingleton<CoordinatorMetrics>();
         services.TryAddSingleton<MapStreamHandler>();
         services.TryAddSingleton<JoinRateLimiter>();
         services.TryAddSingleton<EphemeralNodeReaper>();

@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Control;
+using TunnelMesh.Net.Server.Metrics;
 using TunnelMesh.Net.Server.Stores;
 
 namespace TunnelMesh.Net.Server.Api;
@@ -25,6 +26,7 @@ internal sealed class CoordinatorApi
     private readonly MapStreamHandler _streams;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly CoordinatorMetrics _metrics;
 
     public CoordinatorApi(
         IMeshStore store,
@@ -33,7 +35,8 @@ internal sealed class CoordinatorApi
         PeerMapBroadcaster broadcaster,
         MapStreamHandler streams,
         TimeProvider time,
-        ILogger<CoordinatorApi> logger)
+        ILogger<CoordinatorApi> logger,
+        CoordinatorMetrics metrics)
     {
         _store = store;
         _settings = settings;
@@ -42,6 +45,7 @@ internal sealed class CoordinatorApi
         _streams = streams;
         _time = time;
         _logger = logger;
+        _metrics = metrics;
     }
 
     private long BodyLimit => _settings.Options.MaxRequestBodyBytes;
@@ -55,6 +59,7 @@ internal sealed class CoordinatorApi
         (JoinRequest? request, IResult? problem) = await RequestBody.ReadJsonAsync<JoinRequest>(context, BodyLimit).ConfigureAwait(false);
         if (request is null)
         {
+            _metrics.JoinRefused("bad request body");
             return problem!;
         }
 
@@ -139,6 +144,7 @@ internal sealed class CoordinatorApi
         }
 
         Log.NodeJoined(_logger, node.Id, node.Name, node.Address4.ToString(), result.Status.ToString(), authKeyId);
+        _metrics.JoinAccepted(rejoined: result.Status == JoinStatus.Rejoined);
         long version = await _store.GetVersionAsync(ct).ConfigureAwait(false);
         IReadOnlyList<NodeRecord> all = await _store.ListNodesAsync(ct).ConfigureAwait(false);
         var response = new JoinResponse(
@@ -391,6 +397,7 @@ internal sealed class CoordinatorApi
     private IResult Refuse(string? client, IResult problem, string reason)
     {
         Log.JoinRefused(_logger, client, reason);
+        _metrics.JoinRefused(reason);
         return problem;
     }
 

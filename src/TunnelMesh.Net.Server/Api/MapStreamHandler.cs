@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Control;
+using TunnelMesh.Net.Server.Metrics;
 using TunnelMesh.Net.Server.Stores;
 
 namespace TunnelMesh.Net.Server.Api;
@@ -22,6 +23,7 @@ internal sealed class MapStreamHandler
     private readonly TimeProvider _time;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger _logger;
+    private readonly CoordinatorMetrics _metrics;
     private readonly ConcurrentDictionary<long, int> _streamsPerNode = new();
 
     public MapStreamHandler(
@@ -29,13 +31,15 @@ internal sealed class MapStreamHandler
         PeerMapBroadcaster broadcaster,
         TimeProvider time,
         IHostApplicationLifetime lifetime,
-        ILogger<MapStreamHandler> logger)
+        ILogger<MapStreamHandler> logger,
+        CoordinatorMetrics metrics)
     {
         _store = store;
         _broadcaster = broadcaster;
         _time = time;
         _lifetime = lifetime;
         _logger = logger;
+        _metrics = metrics;
     }
 
     public async Task RunAsync(WebSocket socket, NodeRecord node, CancellationToken requestAborted)
@@ -45,6 +49,7 @@ internal sealed class MapStreamHandler
         using MapSubscription subscription = _broadcaster.Subscribe();
         _streamsPerNode.AddOrUpdate(node.Id, 1, static (_, n) => n + 1);
         Log.MapStreamOpened(_logger, node.Id);
+        _metrics.MapStreamOpened();
         string reason = "closed by the node";
         Task receiving = Task.CompletedTask;
         try
@@ -105,6 +110,7 @@ internal sealed class MapStreamHandler
         finally
         {
             await ObserveAsync(receiving).ConfigureAwait(false);
+            _metrics.MapStreamClosed();
             await MarkOfflineIfLastAsync(node.Id).ConfigureAwait(false);
             Log.MapStreamClosed(_logger, node.Id, reason);
         }

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using TunnelMesh.Net.Server.Metrics;
 using TunnelMesh.Net.Server.Stores;
 
 namespace TunnelMesh.Net.Server.Api;
@@ -25,12 +26,13 @@ internal sealed class PeerMapBroadcaster : BackgroundService
     private volatile MapUpdate? _current;
     private long _deltasSerialized;
 
-    public PeerMapBroadcaster(IMeshStore store, CoordinatorSettings settings, TimeProvider time, ILogger<PeerMapBroadcaster> logger)
+    public PeerMapBroadcaster(IMeshStore store, CoordinatorSettings settings, TimeProvider time, ILogger<PeerMapBroadcaster> logger, CoordinatorMetrics metrics)
     {
         _store = store;
         _time = time;
         _logger = logger;
         _builder = new MapUpdateBuilder(settings);
+        metrics.ObserveMap(this);
     }
 
     /// <summary>The latest update, or null before the first.</summary>

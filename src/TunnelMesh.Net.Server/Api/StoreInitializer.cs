@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
+using TunnelMesh.Net.Server.Metrics;
 using TunnelMesh.Net.Server.Stores;
 
 namespace TunnelMesh.Net.Server.Api;
@@ -31,7 +32,7 @@ internal sealed class WebSocketsStartupFilter : IStartupFilter
 internal sealed class MeshCoordinatorMarker;
 
 /// <summary>An endpoint filter that applies the join rate limit (429 with the reason).</summary>
-internal sealed class JoinRateLimitFilter(JoinRateLimiter limiter, Microsoft.Extensions.Logging.ILogger<CoordinatorApi> logger) : IEndpointFilter
+internal sealed class JoinRateLimitFilter(JoinRateLimiter limiter, Microsoft.Extensions.Logging.ILogger<CoordinatorApi> logger, CoordinatorMetrics metrics) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
@@ -39,6 +40,7 @@ internal sealed class JoinRateLimitFilter(JoinRateLimiter limiter, Microsoft.Ext
         if (!limiter.TryAcquire(client ?? "unknown"))
         {
             Log.JoinRateLimited(logger, client);
+            metrics.JoinRefused("rate limited");
             context.HttpContext.Response.Headers.RetryAfter = "60";
             return Problems.Create(StatusCodes.Status429TooManyRequests, "Too many joins from this address; try again later.");
         }
