@@ -79,7 +79,7 @@ internal sealed class CookieGenerator
             }
 
             var encrypted = message.EncryptedCookie;
-            if (!XChaCha20Poly1305.TryOpen(_cookieKey, message.Nonce, encrypted[..WireGuardSpec.CookieSize], encrypted[WireGuardSpec.CookieSize..], cookie, _lastMac1))
+            if (!CookieAead.TryOpen(_cookieKey, message.Nonce, encrypted, _lastMac1, cookie))
             {
                 return false;
             }

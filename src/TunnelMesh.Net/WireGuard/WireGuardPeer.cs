@@ -737,6 +737,7 @@ internal sealed class WireGuardPeer
         Paths?.Dispose();
         DropStaged();
         ZeroKeyMaterial();
+        _device.ForgetHandshake(this);
     }
 
     private sealed class EndpointBox(Endpoint value)
