@@ -25,10 +25,14 @@ internal sealed class LocalIdentity : IDisposable
         Blake2s.Hash(ProtocolConstants.LabelMac1, PublicKey.Bytes, _mac1Key);
         Blake2s.Hash(ProtocolConstants.LabelCookie, PublicKey.Bytes, _cookieKey);
         Blake2s.Hash(NoiseHandshake.InitialHash, PublicKey.Bytes, _responderInitialHash);
+        CookieAead = new CookieAead(_cookieKey);
     }
 
     /// <summary>The static private key.</summary>
     public NodePrivateKey PrivateKey { get; }
+
+    /// <summary>XChaCha20-Poly1305 under <see cref="CookieKey"/>, for the cookie replies we send.</summary>
+    public CookieAead CookieAead { get; }
 
     /// <summary>The static private key as an NSec key, for DH.</summary>
     public Key StaticKey { get; }
@@ -45,6 +49,10 @@ internal sealed class LocalIdentity : IDisposable
     /// <summary>The handshake hash after mixing in our own static key (the responder's starting point).</summary>
     internal ReadOnlySpan<byte> ResponderInitialHash => _responderInitialHash;
 
-    /// <summary>Disposes <see cref="StaticKey"/> (libsodium wipes its memory). Safe to call twice.</summary>
-    public void Dispose() => StaticKey.Dispose();
+    /// <summary>Disposes <see cref="StaticKey"/> (libsodium wipes its memory) and <see cref="CookieAead"/>. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        StaticKey.Dispose();
+        CookieAead.Dispose();
+    }
 }

@@ -99,6 +99,9 @@ internal sealed class NoiseHandshake : IDisposable
     internal bool HoldsNoHandshakeSecrets =>
         _localEphemeral is null && Curve25519.IsZero(_hash) && Curve25519.IsZero(_chainingKey) && Curve25519.IsZero(_remoteEphemeral);
 
+    /// <summary>Whether <see cref="Dispose"/> was called (the peer is gone).</summary>
+    internal bool IsDisposed => _disposed;
+
     /// <summary>Whether the peer-lifetime secrets (static-static DH, preshared key) are zero too: true after <see cref="Dispose"/>.</summary>
     internal bool HoldsNoSecrets => HoldsNoHandshakeSecrets && Curve25519.IsZero(_staticStatic) && Curve25519.IsZero(_presharedKey);
 

@@ -325,6 +325,11 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             long now = Time.GetTimestamp();
             lock (_handshakeGate)
             {
+                if (peer.Handshake.IsDisposed)
+                {
+                    return; // the peer was removed while a sender still held it
+                }
+
                 if (!isRetry && peer.LastSentHandshake != long.MinValue
                     && Time.GetElapsedTime(peer.LastSentHandshake, now) < ProtocolConstants.RekeyTimeout)
                 {

@@ -738,6 +738,7 @@ internal sealed class WireGuardPeer
         DropStaged();
         ZeroKeyMaterial();
         _device.ForgetHandshake(this);
+        Cookies.Dispose();
     }
 
     private sealed class EndpointBox(Endpoint value)

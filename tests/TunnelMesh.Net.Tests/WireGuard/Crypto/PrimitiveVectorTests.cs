@@ -235,16 +235,17 @@ public class PrimitiveVectorTests
             "21f9664c97637da9768812f615c68b13b52e" +
             "c0875924c1c7987947deafd8780acf49");
 
+        using var aead = new CookieAead(key);
         var sealedBytes = new byte[plaintext.Length + CookieAead.TagSize];
-        CookieAead.Seal(key, nonce, plaintext, aad, sealedBytes);
+        aead.Seal(nonce, plaintext, aad, sealedBytes);
         Assert.Equal(expected, sealedBytes);
 
         var opened = new byte[plaintext.Length];
-        Assert.True(CookieAead.TryOpen(key, nonce, sealedBytes, aad, opened));
+        Assert.True(aead.TryOpen(nonce, sealedBytes, aad, opened));
         Assert.Equal(plaintext, opened);
 
         sealedBytes[^1] ^= 1;
-        Assert.False(CookieAead.TryOpen(key, nonce, sealedBytes, aad, opened));
+        Assert.False(aead.TryOpen(nonce, sealedBytes, aad, opened));
     }
 
     [Fact]
