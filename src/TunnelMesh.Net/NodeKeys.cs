@@ -59,13 +59,20 @@ public sealed class NodePrivateKey : IEquatable<NodePrivateKey>
     {
         key = null;
         Span<byte> bytes = stackalloc byte[Length];
-        if (!KeyText.TryDecode(text, bytes))
+        try
         {
-            return false;
-        }
+            if (!KeyText.TryDecode(text, bytes))
+            {
+                return false;
+            }
 
-        key = new NodePrivateKey(bytes.ToArray());
-        return true;
+            key = new NodePrivateKey(bytes.ToArray());
+            return true;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+        }
     }
 
     /// <summary>The base64 form. Treat it as a secret.</summary>
