@@ -1,6 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
-using Org.BouncyCastle.Math.EC.Rfc7748;
+using TunnelMesh.Net.WireGuard.Crypto;
 
 namespace TunnelMesh.Net;
 
@@ -19,7 +19,7 @@ public sealed class NodePrivateKey : IEquatable<NodePrivateKey>
     {
         _key = key;
         var pub = new byte[Length];
-        X25519.ScalarMultBase(_key, 0, pub, 0);
+        Curve25519.DerivePublicKey(_key, pub);
         PublicKey = new NodePublicKey(pub);
     }
 
@@ -29,12 +29,11 @@ public sealed class NodePrivateKey : IEquatable<NodePrivateKey>
     /// <summary>The raw key bytes.</summary>
     internal ReadOnlySpan<byte> Bytes => _key;
 
-    /// <summary>Generates a new random key, clamped as <c>wg genkey</c> does.</summary>
+    /// <summary>Generates a new random key (X25519 through NSec/libsodium), clamped as <c>wg genkey</c> does.</summary>
     public static NodePrivateKey Generate()
     {
-        var key = RandomNumberGenerator.GetBytes(Length);
-        key[0] &= 248;
-        key[31] = (byte)((key[31] & 127) | 64);
+        var key = new byte[Length];
+        Curve25519.GenerateRawPrivateKey(key);
         return new NodePrivateKey(key);
     }
 
@@ -60,13 +59,20 @@ public sealed class NodePrivateKey : IEquatable<NodePrivateKey>
     {
         key = null;
         Span<byte> bytes = stackalloc byte[Length];
-        if (!KeyText.TryDecode(text, bytes))
+        try
         {
-            return false;
-        }
+            if (!KeyText.TryDecode(text, bytes))
+            {
+                return false;
+            }
 
-        key = new NodePrivateKey(bytes.ToArray());
-        return true;
+            key = new NodePrivateKey(bytes.ToArray());
+            return true;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+        }
     }
 
     /// <summary>The base64 form. Treat it as a secret.</summary>

@@ -113,7 +113,7 @@ internal sealed class CookieChecker
         RandomNumberGenerator.Fill(nonce);
         var encrypted = reply.Slice(WireGuardSpec.CookieReply.EncryptedCookie, WireGuardSpec.CookieReply.EncryptedCookieSize);
         var mac1 = message.Slice(message.Length - (2 * MacSize), MacSize);
-        XChaCha20Poly1305.Seal(_local.CookieKey, nonce, cookie, encrypted[..WireGuardSpec.CookieSize], encrypted[WireGuardSpec.CookieSize..], mac1);
+        _local.CookieAead.Seal(nonce, cookie, mac1, encrypted);
         CryptographicOperations.ZeroMemory(cookie);
     }
 

@@ -8,14 +8,14 @@ namespace TunnelMesh.Net.WireGuard;
 /// Sender side of mac1/mac2 (whitepaper §5.4.4, §5.4.7) for handshake messages to one peer: mac1
 /// always, mac2 while a cookie from that peer is less than two minutes old. Thread-safe.
 /// </summary>
-internal sealed class CookieGenerator
+internal sealed class CookieGenerator : IDisposable
 {
     private const int MacSize = WireGuardSpec.MacSize;
 
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
     private readonly byte[] _mac1Key = new byte[Blake2s.MaxOutputSize];
-    private readonly byte[] _cookieKey = new byte[Blake2s.MaxOutputSize];
+    private readonly CookieAead _cookieAead;
     private readonly byte[] _lastMac1 = new byte[MacSize];
     private readonly byte[] _cookie = new byte[WireGuardSpec.CookieSize];
     private bool _hasLastMac1;
@@ -28,7 +28,9 @@ internal sealed class CookieGenerator
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
         Blake2s.Hash(ProtocolConstants.LabelMac1, remoteStatic.Bytes, _mac1Key);
-        Blake2s.Hash(ProtocolConstants.LabelCookie, remoteStatic.Bytes, _cookieKey);
+        Span<byte> cookieKey = stackalloc byte[Blake2s.MaxOutputSize];
+        Blake2s.Hash(ProtocolConstants.LabelCookie, remoteStatic.Bytes, cookieKey);
+        _cookieAead = new CookieAead(cookieKey);
     }
 
     /// <summary>Fills mac1 and mac2 of a 148-byte initiation or 92-byte response, and remembers mac1.</summary>
@@ -79,7 +81,7 @@ internal sealed class CookieGenerator
             }
 
             var encrypted = message.EncryptedCookie;
-            if (!XChaCha20Poly1305.TryOpen(_cookieKey, message.Nonce, encrypted[..WireGuardSpec.CookieSize], encrypted[WireGuardSpec.CookieSize..], cookie, _lastMac1))
+            if (!_cookieAead.TryOpen(message.Nonce, encrypted, _lastMac1, cookie))
             {
                 return false;
             }
@@ -91,5 +93,16 @@ internal sealed class CookieGenerator
 
         CryptographicOperations.ZeroMemory(cookie);
         return true;
+    }
+
+    /// <summary>Disposes the cookie cipher's NSec key and forgets the cookie. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            CryptographicOperations.ZeroMemory(_cookie);
+            _hasCookie = false;
+            _cookieAead.Dispose();
+        }
     }
 }

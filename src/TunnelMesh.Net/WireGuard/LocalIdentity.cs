@@ -1,3 +1,4 @@
+using NSec.Cryptography;
 using TunnelMesh.Net.WireGuard.Crypto;
 
 namespace TunnelMesh.Net.WireGuard;
@@ -5,9 +6,10 @@ namespace TunnelMesh.Net.WireGuard;
 /// <summary>
 /// The local static identity, with the values derived from it precomputed: the mac1 key
 /// HASH("mac1----" || Spub), the cookie key HASH("cookie--" || Spub), and the responder's initial
-/// handshake hash HASH(HASH(HASH(CONSTRUCTION) || IDENTIFIER) || Spub).
+/// handshake hash HASH(HASH(HASH(CONSTRUCTION) || IDENTIFIER) || Spub). The private key is held as
+/// a non-exportable NSec <see cref="Key"/> for the handshake's DHs; <see cref="Dispose"/> wipes it.
 /// </summary>
-internal sealed class LocalIdentity
+internal sealed class LocalIdentity : IDisposable
 {
     private readonly byte[] _mac1Key = new byte[Blake2s.MaxOutputSize];
     private readonly byte[] _cookieKey = new byte[Blake2s.MaxOutputSize];
@@ -19,13 +21,21 @@ internal sealed class LocalIdentity
         ArgumentNullException.ThrowIfNull(privateKey);
         PrivateKey = privateKey;
         PublicKey = privateKey.PublicKey;
+        StaticKey = Curve25519.ImportPrivateKey(privateKey.Bytes);
         Blake2s.Hash(ProtocolConstants.LabelMac1, PublicKey.Bytes, _mac1Key);
         Blake2s.Hash(ProtocolConstants.LabelCookie, PublicKey.Bytes, _cookieKey);
         Blake2s.Hash(NoiseHandshake.InitialHash, PublicKey.Bytes, _responderInitialHash);
+        CookieAead = new CookieAead(_cookieKey);
     }
 
     /// <summary>The static private key.</summary>
     public NodePrivateKey PrivateKey { get; }
+
+    /// <summary>XChaCha20-Poly1305 under <see cref="CookieKey"/>, for the cookie replies we send.</summary>
+    public CookieAead CookieAead { get; }
+
+    /// <summary>The static private key as an NSec key, for DH.</summary>
+    public Key StaticKey { get; }
 
     /// <summary>The static public key.</summary>
     public NodePublicKey PublicKey { get; }
@@ -38,4 +48,11 @@ internal sealed class LocalIdentity
 
     /// <summary>The handshake hash after mixing in our own static key (the responder's starting point).</summary>
     internal ReadOnlySpan<byte> ResponderInitialHash => _responderInitialHash;
+
+    /// <summary>Disposes <see cref="StaticKey"/> (libsodium wipes its memory) and <see cref="CookieAead"/>. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        StaticKey.Dispose();
+        CookieAead.Dispose();
+    }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using NSec.Cryptography;
 using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.WireGuard.Crypto;
 
@@ -13,8 +14,13 @@ namespace TunnelMesh.Net.WireGuard;
 /// The initial chaining key and hash are computed once per process; the static-static DH and the
 /// initiator's starting hash once per peer. A failed, replayed or stale message never changes the
 /// state: every step works on copies and commits only when the whole message has verified.
+/// Secrets are wiped as soon as they are spent: DH results, message keys and working copies of the
+/// chaining key on the stack at the end of each step; the ephemeral private key (an NSec
+/// <see cref="Key"/> in libsodium's guarded memory) is disposed once both its DHs are done; the hash,
+/// chaining key and remote ephemeral when the keypair is derived or the handshake is cleared; the
+/// static-static DH and the preshared key when the peer is removed (<see cref="Dispose"/>).
 /// </remarks>
-internal sealed class NoiseHandshake
+internal sealed class NoiseHandshake : IDisposable
 {
     private const int KeySize = Curve25519.KeySize;
     private const int HashSize = Blake2s.MaxOutputSize;
@@ -26,12 +32,14 @@ internal sealed class NoiseHandshake
     private readonly byte[] _presharedKey = new byte[KeySize];
     private readonly byte[] _staticStatic = new byte[KeySize];
     private readonly byte[] _initiatorInitialHash = new byte[HashSize];
+    private readonly PublicKey _remoteStaticKey;
 
     // Secrets of the handshake in progress; zeroed by Clear and DeriveKeypair.
     private readonly byte[] _hash = new byte[HashSize];
     private readonly byte[] _chainingKey = new byte[HashSize];
-    private readonly byte[] _localEphemeral = new byte[KeySize];
     private readonly byte[] _remoteEphemeral = new byte[KeySize];
+    private Key? _localEphemeral;
+    private bool _disposed;
 
     private Tai64N _latestTimestamp;
     private bool _hasTimestamp;
@@ -54,7 +62,8 @@ internal sealed class NoiseHandshake
         _local = local;
         RemoteStatic = remoteStatic;
         presharedKey.CopyTo(_presharedKey);
-        if (!Curve25519.TryComputeShared(local.PrivateKey.Bytes, remoteStatic.Bytes, _staticStatic))
+        _remoteStaticKey = Curve25519.ImportPublicKey(remoteStatic.Bytes);
+        if (!Curve25519.TryAgree(local.StaticKey, _remoteStaticKey, _staticStatic))
         {
             throw new ArgumentException("The remote static key is of small order.", nameof(remoteStatic));
         }
@@ -84,6 +93,19 @@ internal sealed class NoiseHandshake
     public Tai64N LatestTimestamp => _latestTimestamp;
 
     /// <summary>
+    /// Whether no secret of a handshake in progress is held: hash, chaining key and remote ephemeral
+    /// all zero and no ephemeral private key. True after <see cref="DeriveKeypair"/> and <see cref="Clear"/>.
+    /// </summary>
+    internal bool HoldsNoHandshakeSecrets =>
+        _localEphemeral is null && Curve25519.IsZero(_hash) && Curve25519.IsZero(_chainingKey) && Curve25519.IsZero(_remoteEphemeral);
+
+    /// <summary>Whether <see cref="Dispose"/> was called (the peer is gone).</summary>
+    internal bool IsDisposed => _disposed;
+
+    /// <summary>Whether the peer-lifetime secrets (static-static DH, preshared key) are zero too: true after <see cref="Dispose"/>.</summary>
+    internal bool HoldsNoSecrets => HoldsNoHandshakeSecrets && Curve25519.IsZero(_staticStatic) && Curve25519.IsZero(_presharedKey);
+
+    /// <summary>
     /// Initiator: writes a 148-byte initiation (type, reserved, sender, ephemeral, encrypted static,
     /// encrypted timestamp) into <paramref name="message"/>, leaving mac1 and mac2 zero for the
     /// <see cref="CookieGenerator"/>. Any handshake in progress is replaced.
@@ -109,12 +131,13 @@ internal sealed class NoiseHandshake
             WireGuardSpec.WriteType(message, WireGuardSpec.TypeInitiation);
             BinaryPrimitives.WriteUInt32LittleEndian(message[WireGuardSpec.Initiation.Sender..], localIndex);
 
+            ObjectDisposedException.ThrowIf(_disposed, this);
             var ephemeral = message.Slice(WireGuardSpec.Initiation.Ephemeral, KeySize);
-            Curve25519.Generate(_localEphemeral, ephemeral);
+            ReplaceLocalEphemeral(Curve25519.Generate(ephemeral));
             NoiseKdf.Derive(ck, ephemeral, ck);
             MixHash(h, ephemeral);
 
-            if (!Curve25519.TryComputeShared(_localEphemeral, RemoteStatic.Bytes, ss))
+            if (!Curve25519.TryAgree(_localEphemeral!, _remoteStaticKey, ss))
             {
                 throw new InvalidOperationException("DH with the remote static key gave zero."); // excluded by the constructor
             }
@@ -177,7 +200,7 @@ internal sealed class NoiseHandshake
             NoiseKdf.Derive(ck, ephemeral, ck);
             MixHash(h, ephemeral);
 
-            if (!Curve25519.TryComputeShared(local.PrivateKey.Bytes, ephemeral, ss))
+            if (!Curve25519.TryAgree(local.StaticKey, ephemeral, ss))
             {
                 return HandshakeResult.Malformed;
             }
@@ -214,7 +237,7 @@ internal sealed class NoiseHandshake
             h.CopyTo(peer._hash);
             ck.CopyTo(peer._chainingKey);
             ephemeral.CopyTo(peer._remoteEphemeral);
-            CryptographicOperations.ZeroMemory(peer._localEphemeral);
+            peer.ReplaceLocalEphemeral(null);
             peer._latestTimestamp = timestamp;
             peer._hasTimestamp = true;
             peer.RemoteIndex = initiation.Sender;
@@ -258,15 +281,17 @@ internal sealed class NoiseHandshake
             BinaryPrimitives.WriteUInt32LittleEndian(message[WireGuardSpec.Response.Receiver..], RemoteIndex);
 
             var ephemeral = message.Slice(WireGuardSpec.Response.Ephemeral, KeySize);
-            Curve25519.Generate(_localEphemeral, ephemeral);
-            NoiseKdf.Derive(_chainingKey, ephemeral, _chainingKey);
-            MixHash(_hash, ephemeral);
+            using (var localEphemeral = Curve25519.Generate(ephemeral))
+            {
+                NoiseKdf.Derive(_chainingKey, ephemeral, _chainingKey);
+                MixHash(_hash, ephemeral);
 
-            // Both remote keys were checked for small order when the initiation was consumed.
-            Curve25519.TryComputeShared(_localEphemeral, _remoteEphemeral, ss);
-            NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
-            Curve25519.TryComputeShared(_localEphemeral, RemoteStatic.Bytes, ss);
-            NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
+                // Both remote keys were checked for small order when the initiation was consumed.
+                Curve25519.TryAgree(localEphemeral, _remoteEphemeral, ss);
+                NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
+                Curve25519.TryAgree(localEphemeral, _remoteStaticKey, ss);
+                NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
+            }
 
             NoiseKdf.Derive(_chainingKey, _presharedKey, _chainingKey, tau, k);
             MixHash(_hash, tau);
@@ -275,7 +300,6 @@ internal sealed class NoiseHandshake
             NoiseAead.Seal(k, 0, default, _hash, encryptedNothing);
             MixHash(_hash, encryptedNothing);
 
-            CryptographicOperations.ZeroMemory(_localEphemeral);
             LocalIndex = localIndex;
             State = HandshakeState.ResponseCreated;
         }
@@ -317,13 +341,14 @@ internal sealed class NoiseHandshake
             NoiseKdf.Derive(ck, ephemeral, ck);
             MixHash(h, ephemeral);
 
-            if (!Curve25519.TryComputeShared(_localEphemeral, ephemeral, ss))
+            var remoteEphemeral = Curve25519.ImportPublicKey(ephemeral);
+            if (!Curve25519.TryAgree(_localEphemeral!, remoteEphemeral, ss))
             {
                 return HandshakeResult.Malformed;
             }
 
             NoiseKdf.Derive(ck, ss, ck);
-            if (!Curve25519.TryComputeShared(_local.PrivateKey.Bytes, ephemeral, ss))
+            if (!Curve25519.TryAgree(_local.StaticKey, remoteEphemeral, ss))
             {
                 return HandshakeResult.Malformed;
             }
@@ -342,7 +367,7 @@ internal sealed class NoiseHandshake
             h.CopyTo(_hash);
             ck.CopyTo(_chainingKey);
             ephemeral.CopyTo(_remoteEphemeral);
-            CryptographicOperations.ZeroMemory(_localEphemeral);
+            ReplaceLocalEphemeral(null);
             RemoteIndex = response.Sender;
             State = HandshakeState.ResponseConsumed;
             return HandshakeResult.Ok;
@@ -402,9 +427,27 @@ internal sealed class NoiseHandshake
     {
         CryptographicOperations.ZeroMemory(_hash);
         CryptographicOperations.ZeroMemory(_chainingKey);
-        CryptographicOperations.ZeroMemory(_localEphemeral);
         CryptographicOperations.ZeroMemory(_remoteEphemeral);
+        ReplaceLocalEphemeral(null);
         State = HandshakeState.Zeroed;
+    }
+
+    /// <summary>
+    /// Clears the handshake and also zeroes the peer-lifetime secrets (the static-static DH and the
+    /// preshared key): the peer is gone. No new initiation can be created afterwards. Safe to call twice.
+    /// </summary>
+    public void Dispose()
+    {
+        Clear();
+        CryptographicOperations.ZeroMemory(_staticStatic);
+        CryptographicOperations.ZeroMemory(_presharedKey);
+        _disposed = true;
+    }
+
+    private void ReplaceLocalEphemeral(Key? key)
+    {
+        _localEphemeral?.Dispose();
+        _localEphemeral = key;
     }
 
     private static void MixHash(Span<byte> hash, ReadOnlySpan<byte> data) => Blake2s.Hash(hash, data, hash);

@@ -325,6 +325,11 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             long now = Time.GetTimestamp();
             lock (_handshakeGate)
             {
+                if (peer.Handshake.IsDisposed)
+                {
+                    return; // the peer was removed while a sender still held it
+                }
+
                 if (!isRetry && peer.LastSentHandshake != long.MinValue
                     && Time.GetElapsedTime(peer.LastSentHandshake, now) < ProtocolConstants.RekeyTimeout)
                 {
@@ -843,6 +848,16 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
     }
 
+    /// <summary>Clears the peer's handshake and wipes its peer-lifetime secrets: the peer is being removed.</summary>
+    internal void ForgetHandshake(WireGuardPeer peer)
+    {
+        lock (_handshakeGate)
+        {
+            RemovePendingIndex(peer);
+            peer.Handshake.Dispose();
+        }
+    }
+
     internal void OnHandshakeGaveUp(WireGuardPeer peer) => Log.HandshakeGaveUp(_logger, peer.PublicKey, ProtocolConstants.RekeyAttemptTime.TotalSeconds);
 
     /// <summary>Runs timer work for a peer; logs instead of letting an exception escape to the pool.</summary>
@@ -879,6 +894,11 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         foreach (var key in _peers.Keys)
         {
             RemovePeer(key);
+        }
+
+        lock (_handshakeGate)
+        {
+            Identity.Dispose();
         }
     }
 

@@ -737,6 +737,8 @@ internal sealed class WireGuardPeer
         Paths?.Dispose();
         DropStaged();
         ZeroKeyMaterial();
+        _device.ForgetHandshake(this);
+        Cookies.Dispose();
     }
 
     private sealed class EndpointBox(Endpoint value)

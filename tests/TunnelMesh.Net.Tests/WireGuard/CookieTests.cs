@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Time.Testing;
-using TunnelMesh.Net.Tests.Support;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.WireGuard;
@@ -19,7 +18,7 @@ public class CookieTests
             Generator = new CookieGenerator(Pair.Responder.PublicKey, Clock);
         }
 
-        public FakeTimeProvider Clock { get; } = new();
+        public FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
         public HandshakePair Pair { get; }
 

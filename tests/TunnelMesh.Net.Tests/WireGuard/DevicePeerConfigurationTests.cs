@@ -1,6 +1,7 @@
 using System.Net;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 using Microsoft.Extensions.Logging.Abstractions;
 using TunnelMesh.Net.Transport;
 using TunnelMesh.Net.WireGuard;
@@ -16,8 +17,8 @@ public sealed class DevicePeerConfigurationTests
         IPNetwork.Parse("fd7a:115c:a1e0::1/128"), IPNetwork.Parse("fd7a:115c:a1e0::2/128"), IPNetwork.Parse("10.0.0.0/8"),
     ];
 
-    [Fact]
-    public void Allowed_ips_follow_a_model_of_the_last_configuration_and_peers_keep_their_identity() =>
+    [Property]
+    public Property Allowed_ips_follow_a_model_of_the_last_configuration_and_peers_keep_their_identity() =>
         Prop.ForAll(
             Gen.ListOf(Gen.Zip(Gen.Choose(0, 2), Gen.Choose(0, (1 << Pool.Length) - 1))).ToArbitrary(),
             steps =>
@@ -53,7 +54,7 @@ public sealed class DevicePeerConfigurationTests
                         Assert.Equal(expected, actual);
                     }
                 }
-            }).QuickCheckThrowOnFailure();
+            });
 
     [Fact]
     public void A_new_configured_endpoint_replaces_the_current_one_and_an_unchanged_one_keeps_the_roamed_one()
@@ -78,6 +79,18 @@ public sealed class DevicePeerConfigurationTests
         Assert.True(device.Device.RemovePeer(key));
         Assert.False(device.Device.HasRouteTo(IPAddress.Parse("100.64.0.2")));
         Assert.Null(device.Device.FindPeer(key));
+    }
+
+    [Fact]
+    public void A_removed_peer_has_its_handshake_secrets_wiped()
+    {
+        using var device = new DeviceFixture();
+        var key = NodePrivateKey.Generate().PublicKey;
+        device.Device.ConfigurePeer(new PeerConfig(key, Enumerable.Repeat((byte)7, 32).ToArray(), default, [Pool[0]], null));
+        var peer = device.Device.FindPeer(key)!;
+        Assert.False(peer.Handshake.HoldsNoSecrets);
+        Assert.True(device.Device.RemovePeer(key));
+        Assert.True(peer.Handshake.HoldsNoSecrets);
     }
 
     private sealed class DeviceFixture : IDisposable

@@ -212,6 +212,50 @@ public class NoiseHandshakeTests
         Assert.Equal(HandshakeResult.WrongState, pair.InitiatorSide.ConsumeResponse(response));
     }
 
+    [Fact]
+    public void Handshake_secrets_are_zeroed_once_both_keypairs_are_derived()
+    {
+        var pair = new HandshakePair();
+        var initiation = pair.Initiation();
+        Assert.False(pair.InitiatorSide.HoldsNoHandshakeSecrets); // hash, chaining key and ephemeral are live
+        Assert.Equal(HandshakeResult.Ok, NoiseHandshake.ConsumeInitiation(pair.Responder, initiation, pair.FindOnResponder, out _));
+        Assert.False(pair.ResponderSide.HoldsNoHandshakeSecrets);
+        var response = new byte[WireGuardSpec.ResponseSize];
+        pair.ResponderSide.CreateResponse(response, 2);
+        using var responderKeys = pair.ResponderSide.DeriveKeypair(0);
+        Assert.True(pair.ResponderSide.HoldsNoHandshakeSecrets);
+
+        Assert.Equal(HandshakeResult.Ok, pair.InitiatorSide.ConsumeResponse(response));
+        Assert.False(pair.InitiatorSide.HoldsNoHandshakeSecrets);
+        using var initiatorKeys = pair.InitiatorSide.DeriveKeypair(0);
+        Assert.True(pair.InitiatorSide.HoldsNoHandshakeSecrets);
+    }
+
+    [Fact]
+    public void A_failed_handshake_is_zeroed_when_cleared_and_a_removed_peer_forgets_its_static_secrets()
+    {
+        var pair = new HandshakePair(initiatorPsk: Enumerable.Repeat((byte)1, 32).ToArray(), responderPsk: Enumerable.Repeat((byte)2, 32).ToArray());
+        var initiation = pair.Initiation();
+        Assert.Equal(HandshakeResult.Ok, NoiseHandshake.ConsumeInitiation(pair.Responder, initiation, pair.FindOnResponder, out _));
+        var response = new byte[WireGuardSpec.ResponseSize];
+        pair.ResponderSide.CreateResponse(response, 2);
+        Assert.Equal(HandshakeResult.DecryptionFailed, pair.InitiatorSide.ConsumeResponse(response));
+
+        // The failed response leaves the initiation pending (a good response may still come) until the
+        // device gives up and clears it.
+        Assert.False(pair.InitiatorSide.HoldsNoHandshakeSecrets);
+        pair.InitiatorSide.Clear();
+        pair.ResponderSide.Clear();
+        Assert.True(pair.InitiatorSide.HoldsNoHandshakeSecrets);
+        Assert.True(pair.ResponderSide.HoldsNoHandshakeSecrets);
+        Assert.False(pair.InitiatorSide.HoldsNoSecrets); // static-static DH and preshared key stay for the peer's life
+
+        pair.InitiatorSide.Dispose();
+        pair.InitiatorSide.Dispose();
+        Assert.True(pair.InitiatorSide.HoldsNoSecrets);
+        Assert.Throws<ObjectDisposedException>(() => pair.InitiatorSide.CreateInitiation(new byte[WireGuardSpec.InitiationSize], 1, HandshakePair.Time(1)));
+    }
+
     internal static void AssertDelivers(Keypair sender, Keypair receiver, ReadOnlySpan<byte> payload)
     {
         var packet = HandshakePair.Packet(payload);

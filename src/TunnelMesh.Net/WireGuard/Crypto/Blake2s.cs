@@ -11,8 +11,9 @@ namespace TunnelMesh.Net.WireGuard.Crypto;
 /// (16-byte output, keyed) for mac1, mac2 and cookies.
 /// </summary>
 /// <remarks>
-/// Written here rather than taken from BouncyCastle's <c>Blake2sDigest</c> because that one works on
-/// <c>byte[]</c> and would allocate on every mac1 check; the tests cross-check the two.
+/// Ours because NSec (libsodium) offers BLAKE2b but not BLAKE2s. The tests check it against RFC 7693
+/// (appendix B and the appendix E self-test) and, as properties, against BouncyCastle.Cryptography's
+/// <c>Blake2sDigest</c>, which only the tests reference.
 /// </remarks>
 internal struct Blake2s
 {

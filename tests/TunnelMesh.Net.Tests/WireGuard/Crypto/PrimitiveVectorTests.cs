@@ -1,6 +1,5 @@
 using System.Text;
-using FsCheck;
-using FsCheck.Fluent;
+using FsCheck.Xunit;
 using Org.BouncyCastle.Crypto.Digests;
 using Org.BouncyCastle.Crypto.Macs;
 using Org.BouncyCastle.Crypto.Parameters;
@@ -31,35 +30,76 @@ public class PrimitiveVectorTests
         Assert.Equal(Hex("69217A3079908094E11121D042354A7C1F55B6482CA1A51E1B250DFD1ED0EEF9"), digest);
     }
 
+    /// <summary>
+    /// RFC 7693 appendix E: BLAKE2s-256 over the unkeyed and keyed digests (output 16, 20, 28, 32 bytes)
+    /// of the generated inputs of 0, 3, 64, 65, 255 and 1024 bytes.
+    /// </summary>
     [Fact]
-    public void Blake2s_unkeyed_and_keyed_agree_with_BouncyCastle_for_random_inputs()
+    public void Blake2s_passes_the_RFC7693_appendix_E_self_test()
     {
-        var gen =
-            from data in ArbMap.Default.GeneratorFor<byte[]>()
-            from keyLength in Gen.Choose(0, 32)
-            from key in Gen.ArrayOf(ArbMap.Default.GeneratorFor<byte>(), keyLength)
-            from outputLength in Gen.Elements(16, 32)
-            select (data, key, outputLength);
-
-        Prop.ForAll(gen.ToArbitrary(), t =>
+        int[] outputLengths = [16, 20, 28, 32];
+        int[] inputLengths = [0, 3, 64, 65, 255, 1024];
+        var grand = new Blake2s(32);
+        var input = new byte[1024];
+        var key = new byte[32];
+        var digest = new byte[32];
+        foreach (int outputLength in outputLengths)
         {
-            var (data, key, outputLength) = t;
-            var reference = key.Length == 0
-                ? new Blake2sDigest(outputLength * 8)
-                : new Blake2sDigest(key, outputLength, null, null);
-            reference.BlockUpdate(data, 0, data.Length);
-            var expected = new byte[outputLength];
-            reference.DoFinal(expected, 0);
+            foreach (int inputLength in inputLengths)
+            {
+                SelfTestSequence(input.AsSpan(0, inputLength), (uint)inputLength);
+                var unkeyed = new Blake2s(outputLength);
+                unkeyed.Update(input.AsSpan(0, inputLength));
+                unkeyed.Finish(digest.AsSpan(0, outputLength));
+                grand.Update(digest.AsSpan(0, outputLength));
 
-            var actual = new byte[outputLength];
-            var mine = new Blake2s(outputLength, key);
-            // Feed in two uneven pieces to exercise buffering across block boundaries.
-            int split = data.Length / 3;
-            mine.Update(data.AsSpan(0, split));
-            mine.Update(data.AsSpan(split));
-            mine.Finish(actual);
-            return expected.AsSpan().SequenceEqual(actual);
-        }).QuickCheckThrowOnFailure();
+                SelfTestSequence(key.AsSpan(0, outputLength), (uint)outputLength);
+                var keyed = new Blake2s(outputLength, key.AsSpan(0, outputLength));
+                keyed.Update(input.AsSpan(0, inputLength));
+                keyed.Finish(digest.AsSpan(0, outputLength));
+                grand.Update(digest.AsSpan(0, outputLength));
+            }
+        }
+
+        grand.Finish(digest);
+        Assert.Equal(Hex("6A411F08CE25ADCDFB02ABA641451CEC53C598B24F4FC787FBDC88797F4C1DFE"), digest);
+
+        // RFC 7693's deterministic byte sequence (a Fibonacci-like generator seeded by the length).
+        static void SelfTestSequence(Span<byte> output, uint seed)
+        {
+            uint a = 0xDEAD4BAD * seed;
+            uint b = 1;
+            for (int i = 0; i < output.Length; i++)
+            {
+                uint t = a + b;
+                a = b;
+                b = t;
+                output[i] = (byte)(t >> 24);
+            }
+        }
+    }
+
+    /// <summary>Our BLAKE2s against BouncyCastle's, unkeyed and keyed, every output length, input fed in two uneven pieces.</summary>
+    [Property]
+    public bool Blake2s_agrees_with_BouncyCastle(byte[] data, byte[] keySeed, byte outputSeed)
+    {
+        data ??= [];
+        var key = keySeed is null ? [] : keySeed[..Math.Min(keySeed.Length, 32)];
+        int outputLength = 1 + (outputSeed % 32);
+        var reference = key.Length == 0
+            ? new Blake2sDigest(outputLength * 8)
+            : new Blake2sDigest(key, outputLength, null, null);
+        reference.BlockUpdate(data, 0, data.Length);
+        var expected = new byte[outputLength];
+        reference.DoFinal(expected, 0);
+
+        var actual = new byte[outputLength];
+        var mine = new Blake2s(outputLength, key);
+        int split = data.Length / 3;
+        mine.Update(data.AsSpan(0, split));
+        mine.Update(data.AsSpan(split));
+        mine.Finish(actual);
+        return expected.AsSpan().SequenceEqual(actual);
     }
 
     [Fact]
@@ -78,22 +118,22 @@ public class PrimitiveVectorTests
         }
     }
 
-    [Fact]
-    public void HmacBlake2s_agrees_with_BouncyCastle_HMac_over_Blake2s()
+    /// <summary>HMAC-BLAKE2s against BouncyCastle's HMac over Blake2sDigest, keys up to one block (64 bytes), input split in two.</summary>
+    [Property]
+    public bool HmacBlake2s_agrees_with_BouncyCastle_HMac_over_Blake2s(byte[] keySeed, byte[] data)
     {
-        Prop.ForAll(ArbMap.Default.ArbFor<byte[]>(), ArbMap.Default.ArbFor<byte[]>(), (keySeed, data) =>
-        {
-            var key = keySeed.Length > 32 ? keySeed[..32] : keySeed;
-            var hmac = new HMac(new Blake2sDigest(256));
-            hmac.Init(new KeyParameter(key));
-            hmac.BlockUpdate(data, 0, data.Length);
-            var expected = new byte[32];
-            hmac.DoFinal(expected, 0);
+        data ??= [];
+        var key = keySeed is null ? [] : keySeed[..Math.Min(keySeed.Length, Blake2s.BlockSize)];
+        var hmac = new HMac(new Blake2sDigest(256));
+        hmac.Init(new KeyParameter(key));
+        hmac.BlockUpdate(data, 0, data.Length);
+        var expected = new byte[32];
+        hmac.DoFinal(expected, 0);
 
-            var actual = new byte[32];
-            HmacBlake2s.Compute(key, data, default, actual);
-            return expected.AsSpan().SequenceEqual(actual);
-        }).QuickCheckThrowOnFailure();
+        var actual = new byte[32];
+        int split = data.Length / 2;
+        HmacBlake2s.Compute(key, data.AsSpan(0, split), data.AsSpan(split), actual);
+        return expected.AsSpan().SequenceEqual(actual);
     }
 
     [Fact]
@@ -155,12 +195,30 @@ public class PrimitiveVectorTests
         Assert.False(Curve25519.TryComputeShared(Sequence(1, 32), one, shared));
     }
 
-    [Fact]
-    public void HChaCha20_matches_draft_irtf_cfrg_xchacha_section_2_2_1()
+    /// <summary>X25519 through NSec against BouncyCastle's RFC 7748 code: public key derivation and agreement for random keys.</summary>
+    [Property]
+    public bool X25519_agrees_with_BouncyCastle(Guid a1, Guid a2, Guid b1, Guid b2)
     {
-        var subkey = new byte[32];
-        HChaCha20.DeriveSubkey(Sequence(0, 32), Hex("000000090000004a0000000031415927"), subkey);
-        Assert.Equal(Hex("82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc"), subkey);
+        byte[] alice = [.. a1.ToByteArray(), .. a2.ToByteArray()];
+        byte[] bob = [.. b1.ToByteArray(), .. b2.ToByteArray()];
+        var bobPublic = new byte[32];
+        Org.BouncyCastle.Math.EC.Rfc7748.X25519.ScalarMultBase(bob, 0, bobPublic, 0);
+        var expectedShared = new byte[32];
+        Org.BouncyCastle.Math.EC.Rfc7748.X25519.ScalarMult(alice, 0, bobPublic, 0, expectedShared, 0);
+
+        var ourBobPublic = new byte[32];
+        Curve25519.DerivePublicKey(bob, ourBobPublic);
+        var shared = new byte[32];
+        bool agreed = Curve25519.TryComputeShared(alice, bobPublic, shared);
+        return agreed && ourBobPublic.AsSpan().SequenceEqual(bobPublic) && shared.AsSpan().SequenceEqual(expectedShared);
+    }
+
+    [Fact]
+    public void Generated_private_keys_are_clamped_and_distinct()
+    {
+        var keys = Enumerable.Range(0, 16).Select(_ => Convert.FromBase64String(NodePrivateKey.Generate().ToBase64())).ToArray();
+        Assert.All(keys, k => Assert.True((k[0] & 7) == 0 && (k[31] & 0x80) == 0 && (k[31] & 0x40) != 0));
+        Assert.Equal(keys.Length, keys.Select(Convert.ToHexString).Distinct().Count());
     }
 
     [Fact]
@@ -170,25 +228,24 @@ public class PrimitiveVectorTests
         var nonce = Sequence(0x40, 24);
         var aad = Hex("50515253c0c1c2c3c4c5c6c7");
         var plaintext = Encoding.ASCII.GetBytes("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
-        var expectedCiphertext = Hex(
+        var expected = Hex(
             "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb" +
             "731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b452" +
             "2f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff9" +
-            "21f9664c97637da9768812f615c68b13b52e");
-        var expectedTag = Hex("c0875924c1c7987947deafd8780acf49");
+            "21f9664c97637da9768812f615c68b13b52e" +
+            "c0875924c1c7987947deafd8780acf49");
 
-        var ciphertext = new byte[plaintext.Length];
-        var tag = new byte[16];
-        XChaCha20Poly1305.Seal(key, nonce, plaintext, ciphertext, tag, aad);
-        Assert.Equal(expectedCiphertext, ciphertext);
-        Assert.Equal(expectedTag, tag);
+        using var aead = new CookieAead(key);
+        var sealedBytes = new byte[plaintext.Length + CookieAead.TagSize];
+        aead.Seal(nonce, plaintext, aad, sealedBytes);
+        Assert.Equal(expected, sealedBytes);
 
         var opened = new byte[plaintext.Length];
-        Assert.True(XChaCha20Poly1305.TryOpen(key, nonce, ciphertext, tag, opened, aad));
+        Assert.True(aead.TryOpen(nonce, sealedBytes, aad, opened));
         Assert.Equal(plaintext, opened);
 
-        tag[0] ^= 1;
-        Assert.False(XChaCha20Poly1305.TryOpen(key, nonce, ciphertext, tag, opened, aad));
+        sealedBytes[^1] ^= 1;
+        Assert.False(aead.TryOpen(nonce, sealedBytes, aad, opened));
     }
 
     [Fact]

@@ -2,9 +2,10 @@ using System.Buffers.Binary;
 using System.Numerics;
 using System.Security.Cryptography;
 
-namespace TunnelMesh.Net.WireGuard.Crypto;
+namespace TunnelMesh.Net.Benchmarks.WireGuard.Baseline;
 
 /// <summary>
+/// BENCHMARK BASELINE ONLY (TunnelMesh.Net before issue 10).
 /// HChaCha20 (draft-irtf-cfrg-xchacha §2.2): the ChaCha20 block function without the final addition,
 /// giving words 0..3 and 12..15 as a 32-byte subkey. Used to build XChaCha20-Poly1305.
 /// </summary>

@@ -1,13 +1,14 @@
 using System.Security.Cryptography;
 
-namespace TunnelMesh.Net.WireGuard.Crypto;
+namespace TunnelMesh.Net.Benchmarks.WireGuard.Baseline;
 
 /// <summary>
+/// BENCHMARK BASELINE ONLY (TunnelMesh.Net before issue 10): our own construction.
 /// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha): HChaCha20 derives a subkey from the key and the first
 /// 16 nonce bytes; ChaCha20-Poly1305 (BCL) then runs with nonce = 4 zero bytes || the last 8 nonce bytes.
 /// WireGuard uses it only for cookie replies.
 /// </summary>
-internal static class XChaCha20Poly1305
+internal static class ManagedXChaCha20Poly1305
 {
     /// <summary>Key size.</summary>
     public const int KeySize = 32;
