@@ -38,8 +38,11 @@ internal readonly record struct RelayResult(bool Graceful, long SocketToMesh, lo
 /// The pipe toward the host socket pauses its writer while any byte is unsent (pause and resume thresholds
 /// of one byte): a flush therefore returns once the socket took everything, which is what lets the relay
 /// close the socket without losing the tail of the data (the library offers no other signal that its send
-/// loop has drained). The pipe from the socket keeps up to <see cref="ReceiveWindow"/> bytes, so the socket
-/// is read while the previous chunk is being written into the mesh.
+/// loop has drained). The send loop is resumed inline by that flush (its reader scheduler is
+/// <see cref="PipeScheduler.Inline"/>), so a chunk usually goes to the kernel on the relay's own thread, as the
+/// socket-only relay before it did; only the relay's own continuations run on the thread pool. The pipe from
+/// the socket keeps up to <see cref="ReceiveWindow"/> bytes, so the socket is read while the previous chunk is
+/// being written into the mesh.
 /// </remarks>
 internal sealed class TcpRelay
 {
@@ -51,7 +54,7 @@ internal sealed class TcpRelay
 
     private static readonly PipeOptions SocketSendOptions = new(
         pool: null,
-        readerScheduler: PipeScheduler.ThreadPool,
+        readerScheduler: PipeScheduler.Inline,
         writerScheduler: PipeScheduler.ThreadPool,
         pauseWriterThreshold: 1,
         resumeWriterThreshold: 1,
