@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using TunnelMesh.Net.ForwardBench;
+using TunnelMesh.Net.HttpBench;
 
 // tunnelmesh-forwardbench: see Usage.
 const string Usage = """
@@ -10,6 +11,8 @@ const string Usage = """
       --rounds R     rounds; each moves --bytes up and down through each relay's forwarder, the order of
                      the relays reversed every other round (default 3; figures add the rounds up)
       --timeout S    bound on the whole run (default 600)
+      --alloc-trace  sample what each transfer allocates, by type (GCAllocationTick, ~1 per 100 KB), to stderr;
+                     the listener's own allocation then counts in the figures
     One process: two MeshNodes with static WireGuard peers over 127.0.0.1 UDP; node A runs a MeshPortForwarder
     per relay (sockets: the relay before issue 10, kept here as the baseline; pipelines: TcpRelay on
     Pipelines.Sockets.Unofficial) toward kernel TCP targets on 127.0.0.1; node B's client dials them.
@@ -26,6 +29,7 @@ try
 {
     Console.WriteLine(FormattableString.Invariant(
         $"tunnelmesh-forwardbench: {Environment.ProcessorCount} CPUs, load average {LoadAverage()}, {RuntimeInformation.FrameworkDescription}, {options.Bytes >> 20} MiB each way, {options.Rounds} rounds"));
+    using AllocationTrace? trace = options.AllocTrace ? new AllocationTrace() : null;
     await using var host = await ForwardHost.StartAsync(run.Token);
     Relay[] relays = Enum.GetValues<Relay>();
     Direction[] directions = Enum.GetValues<Direction>();
@@ -51,9 +55,15 @@ try
                 long drops = host.Drops();
                 TimeSpan cpu = Environment.CpuUsage.TotalTime;
                 long allocated = GC.GetTotalAllocatedBytes(precise: true);
+                trace?.Start();
                 long start = Stopwatch.GetTimestamp();
                 await host.TransferAsync(relay, direction, options.Bytes, run.Token);
                 double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                foreach (var (type, bytes) in trace?.Stop().Take(8) ?? [])
+                {
+                    Console.Error.WriteLine(FormattableString.Invariant($"    alloc-trace {direction} {relay}: {bytes / 1024.0,10:F0} KiB  {type}"));
+                }
+
                 var t = totals.GetValueOrDefault((relay, direction)) ?? (totals[(relay, direction)] = new Totals());
                 t.Add(wall, (Environment.CpuUsage.TotalTime - cpu).TotalSeconds, GC.GetTotalAllocatedBytes(precise: true) - allocated, options.Bytes, host.Drops() - drops);
                 Console.Error.WriteLine(FormattableString.Invariant($"  round {round + 1}: {direction} {relay}: {options.Bytes * 8 / wall / 1e9:F2} Gbit/s"));
@@ -128,6 +138,7 @@ static Options Parse(string[] args)
             "--bytes" => options with { Bytes = BenchArgs.Size("--bytes", Value(), 1, 1L << 40, " from 1 byte to 1T") },
             "--rounds" => options with { Rounds = BenchArgs.Int("--rounds", Value(), 1, 100) },
             "--timeout" => options with { TimeoutSeconds = BenchArgs.Int("--timeout", Value(), 1) },
+            "--alloc-trace" => options with { AllocTrace = true },
             "--help" or "-h" => throw new UsageException(""),
             _ => throw new UsageException($"unknown option {args[i]}"),
         };
@@ -144,6 +155,8 @@ internal sealed record Options
     public int Rounds { get; init; } = 3;
 
     public int TimeoutSeconds { get; init; } = 600;
+
+    public bool AllocTrace { get; init; }
 }
 
 /// <summary>One relay's figures in one direction, added up over the rounds.</summary>
