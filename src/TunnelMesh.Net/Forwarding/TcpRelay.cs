@@ -25,11 +25,13 @@ internal readonly record struct RelayResult(bool Graceful, long SocketToMesh, lo
 
 /// <summary>
 /// Relays bytes both ways between a host TCP socket and a mesh TCP connection, the one relay shared by
-/// the SOCKS5 proxy and the port forwarder. Both sides are duplex pipes: the host socket is a
-/// Pipelines.Sockets.Unofficial <see cref="SocketConnection"/> (its own receive and send loops on
-/// <see cref="SocketAsyncEventArgs"/>), the mesh connection is read and written through pipe adapters over
-/// <see cref="MeshTcpStream"/>. Each direction copies the pooled segments of one pipe into the other, so no
-/// chunk allocates. When one side's input ends, sending on the other side is shut down (FIN), so
+/// the SOCKS5 proxy and the port forwarder. The host socket is a Pipelines.Sockets.Unofficial
+/// <see cref="SocketConnection"/> (its own receive and send loops on <see cref="SocketAsyncEventArgs"/>,
+/// reading into and sending from pooled pipe segments). Mesh to socket, a pipe reader over
+/// <see cref="MeshTcpStream"/> fills pooled segments that are copied into the socket's pipe; socket to mesh,
+/// each segment of the socket's pipe is written straight into the mesh connection's send buffer
+/// (<see cref="MeshTcpStream.WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>: a pipe writer over the
+/// stream would only add a copy, and measured slower). No chunk allocates. When one side's input ends, sending on the other side is shut down (FIN), so
 /// half-closes pass through. Once both directions are finished, both connections are closed gracefully.
 /// An error on either side, or <c>stopping</c>, resets both (RST: <see cref="MeshTcpStream.Abort"/>, a zero
 /// linger on the socket), so each peer learns at once that the other end is gone.
@@ -40,9 +42,10 @@ internal readonly record struct RelayResult(bool Graceful, long SocketToMesh, lo
 /// close the socket without losing the tail of the data (the library offers no other signal that its send
 /// loop has drained). The send loop is resumed inline by that flush (its reader scheduler is
 /// <see cref="PipeScheduler.Inline"/>), so a chunk usually goes to the kernel on the relay's own thread, as the
-/// socket-only relay before it did; only the relay's own continuations run on the thread pool. The pipe from
-/// the socket keeps up to <see cref="ReceiveWindow"/> bytes, so the socket is read while the previous chunk is
-/// being written into the mesh.
+/// socket-only relay before it did. The pipe from the socket keeps up to <see cref="ReceiveWindow"/> bytes, so
+/// the socket is read while the previous chunk is being written into the mesh; the relay's read of it is
+/// resumed inline by the receive loop's flush (a thread-pool thread, never the socket engine's), which saves
+/// a thread hop per chunk. Both choices were measured (docs/BENCHMARKS.md, issue 10).
 /// </remarks>
 internal sealed class TcpRelay
 {
@@ -63,7 +66,7 @@ internal sealed class TcpRelay
 
     private static readonly PipeOptions SocketReceiveOptions = new(
         pool: null,
-        readerScheduler: PipeScheduler.ThreadPool,
+        readerScheduler: PipeScheduler.Inline,
         writerScheduler: PipeScheduler.ThreadPool,
         pauseWriterThreshold: ReceiveWindow,
         resumeWriterThreshold: ReceiveWindow / 2,
@@ -72,12 +75,9 @@ internal sealed class TcpRelay
 
     private static readonly StreamPipeReaderOptions MeshReaderOptions = new(bufferSize: SegmentSize, minimumReadSize: SegmentSize / 8, leaveOpen: true);
 
-    private static readonly StreamPipeWriterOptions MeshWriterOptions = new(minimumBufferSize: SegmentSize, leaveOpen: true);
-
     private readonly SocketConnection _socket;
     private readonly MeshTcpStream _mesh;
     private readonly PipeReader _meshInput;
-    private readonly PipeWriter _meshOutput;
     private readonly IRelayCounters? _counters;
     private readonly CancellationTokenSource _relay;
     private long _socketToMesh;
@@ -89,7 +89,6 @@ internal sealed class TcpRelay
         _socket = socket;
         _mesh = mesh;
         _meshInput = PipeReader.Create(mesh, MeshReaderOptions);
-        _meshOutput = PipeWriter.Create(mesh, MeshWriterOptions);
         _counters = counters;
         _relay = CancellationTokenSource.CreateLinkedTokenSource(stopping);
     }
@@ -174,7 +173,6 @@ internal sealed class TcpRelay
         Close(_socket.Socket, _mesh, graceful);
         _socket.Dispose();
         CompleteQuietly(_meshInput);
-        CompleteQuietly(_meshOutput);
         CompleteQuietly(_socket.Input);
         CompleteQuietly(_socket.Output);
     }
@@ -183,7 +181,6 @@ internal sealed class TcpRelay
     private async Task<bool> SocketToMeshAsync()
     {
         PipeReader input = _socket.Input;
-        PipeWriter output = _meshOutput;
         CancellationToken ct = _relay.Token;
         try
         {
@@ -194,8 +191,11 @@ internal sealed class TcpRelay
                 if (!buffer.IsEmpty)
                 {
                     int length = (int)buffer.Length;
-                    Copy(buffer, output);
-                    await output.FlushAsync(ct).ConfigureAwait(false);
+                    foreach (ReadOnlyMemory<byte> segment in buffer)
+                    {
+                        await _mesh.WriteAsync(segment, ct).ConfigureAwait(false);
+                    }
+
                     Interlocked.Add(ref _socketToMesh, length);
                     _counters?.CountSocketToMesh(length);
                 }
