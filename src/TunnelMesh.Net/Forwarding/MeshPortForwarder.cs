@@ -70,6 +70,10 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<MeshPortForwarder>();
     }
 
+    /// <summary>The relay each connection runs once the target is connected (<see cref="TcpRelay.RunAsync"/>);
+    /// set before <see cref="StartAsync"/> only by the forwarder benchmark, to measure its socket-only baseline beside it.</summary>
+    internal Func<Socket, MeshTcpStream, IRelayCounters?, CancellationToken, Task<RelayResult>> Relay { get; init; } = TcpRelay.RunAsync;
+
     /// <summary>The node's mesh address and <see cref="MeshPortForwardOptions.MeshPort"/> (after <see cref="StartAsync"/>).</summary>
     /// <exception cref="InvalidOperationException">The forwarder has not started.</exception>
     public IPEndPoint LocalEndPoint => _localEndPoint ?? throw new InvalidOperationException($"The port forwarder has not started; call {nameof(StartAsync)} first.");
@@ -226,7 +230,7 @@ public sealed class MeshPortForwarder : IAsyncDisposable, IRelayCounters
                 Interlocked.Increment(ref forwarder._forwarded);
                 Log.Connected(logger, local, _peer, forwarder._options.Target!);
                 relayed = true;
-                RelayResult result = await TcpRelay.RunAsync(target, mesh, forwarder, stopping).ConfigureAwait(false);
+                RelayResult result = await forwarder.Relay(target, mesh, forwarder, stopping).ConfigureAwait(false);
                 if (result.Graceful)
                 {
                     Log.RelayEnded(logger, local, _peer, result.MeshToSocket, result.SocketToMesh);
