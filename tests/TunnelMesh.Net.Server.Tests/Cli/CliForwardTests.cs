@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Cli;
+using TunnelMesh.Net.Server.Tests.Support;
 
 namespace TunnelMesh.Net.Server.Tests.Cli;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using TunnelMesh.Net.Cli;
+using TunnelMesh.Net.Server.Tests.Support;
 
 namespace TunnelMesh.Net.Server.Tests.Cli;
 
@@ -168,53 +169,4 @@ public sealed partial class CliTests
 
     [GeneratedRegex(@"coordinator listening on (http://127\.0\.0\.1:\d+)")]
     private static partial Regex ListeningUrl();
-
-    /// <summary>A thread-safe writer whose text can be read while commands still write.</summary>
-    private sealed class SyncWriter : StringWriter
-    {
-        private readonly Lock _gate = new();
-
-        public string Text
-        {
-            get
-            {
-                lock (_gate)
-                {
-                    return ToString();
-                }
-            }
-        }
-
-        public override Encoding Encoding => Encoding.UTF8;
-
-        public override void Write(char value)
-        {
-            lock (_gate)
-            {
-                base.Write(value);
-            }
-        }
-
-        public override void Write(string? value)
-        {
-            lock (_gate)
-            {
-                base.Write(value);
-            }
-        }
-
-        public override Task WriteAsync(string? value)
-        {
-            Write(value);
-            return Task.CompletedTask;
-        }
-
-        public override Task WriteLineAsync(string? value)
-        {
-            Write(value + Environment.NewLine);
-            return Task.CompletedTask;
-        }
-
-        public override void WriteLine(string? value) => Write(value + Environment.NewLine);
-    }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.RegularExpressions;
 using TunnelMesh.Net.Cli;
+using TunnelMesh.Net.Server.Tests.Support;
 
 namespace TunnelMesh.Net.Server.Tests.Metrics;
 
@@ -57,59 +58,4 @@ public sealed partial class ServeMetricsCliTests
 
     [GeneratedRegex(@"coordinator listening on (http://127\.0\.0\.1:\d+)")]
     private static partial Regex ListeningUrl();
-
-    /// <summary>A writer whose text can be read while the command still writes.</summary>
-    private sealed class SyncWriter : StringWriter
-    {
-        private readonly Lock _gate = new();
-
-        public string Text
-        {
-            get
-            {
-                lock (_gate)
-                {
-                    return ToString();
-                }
-            }
-        }
-
-        public override Encoding Encoding => Encoding.UTF8;
-
-        public override void Write(char value)
-        {
-            lock (_gate)
-            {
-                base.Write(value);
-            }
-        }
-
-        public override void Write(string? value)
-        {
-            lock (_gate)
-            {
-                base.Write(value);
-            }
-        }
-
-        public override void WriteLine(string? value)
-        {
-            lock (_gate)
-            {
-                base.WriteLine(value);
-            }
-        }
-
-        public override Task WriteLineAsync(string? value)
-        {
-            WriteLine(value);
-            return Task.CompletedTask;
-        }
-
-        public override Task WriteAsync(string? value)
-        {
-            Write(value);
-            return Task.CompletedTask;
-        }
-    }
 }

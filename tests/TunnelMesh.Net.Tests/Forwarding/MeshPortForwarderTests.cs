@@ -45,8 +45,8 @@ public sealed class MeshPortForwarderTests
         using var local = await target.NextAsync(Limit);
 
         // Both sides send and receive at the same time; each ends its sending with a FIN.
-        Task<byte[]> meshReceives = ReadAllHashAsync(mesh);
-        Task<byte[]> targetReceives = ReceiveAllHashAsync(local);
+        Task<byte[]> meshReceives = Drain.ReadAllHashAsync(mesh);
+        Task<byte[]> targetReceives = Drain.ReceiveAllHashAsync(local);
         Task meshSends = Task.Run(async () =>
         {
             for (int i = 0; i < Size; i += 60_000)
@@ -89,10 +89,10 @@ public sealed class MeshPortForwarderTests
         await mesh.ShutdownSendAsync();
 
         // The target sees the end of the request (FIN passed on), then answers on its still open half.
-        Assert.Equal("request", Encoding.ASCII.GetString(await ReceiveAllAsync(local).Within(Limit, "the target read to the end")));
+        Assert.Equal("request", Encoding.ASCII.GetString(await Drain.ReceiveAllAsync(local).Within(Limit, "the target read to the end")));
         await local.SendAsync("answer"u8.ToArray(), SocketFlags.None);
         local.Shutdown(SocketShutdown.Send);
-        Assert.Equal("answer", Encoding.ASCII.GetString(await ReadAllAsync(mesh).Within(Limit, "the mesh peer read the answer to the end")));
+        Assert.Equal("answer", Encoding.ASCII.GetString(await Drain.ReadAllAsync(mesh).Within(Limit, "the mesh peer read the answer to the end")));
     }
 
     [Fact]
@@ -107,10 +107,10 @@ public sealed class MeshPortForwarderTests
         await local.SendAsync("banner"u8.ToArray(), SocketFlags.None);
         local.Shutdown(SocketShutdown.Send);
 
-        Assert.Equal("banner", Encoding.ASCII.GetString(await ReadAllAsync(mesh).Within(Limit, "the mesh peer read to the end")));
+        Assert.Equal("banner", Encoding.ASCII.GetString(await Drain.ReadAllAsync(mesh).Within(Limit, "the mesh peer read to the end")));
         await mesh.WriteAsync("late reply"u8.ToArray());
         await mesh.ShutdownSendAsync();
-        Assert.Equal("late reply", Encoding.ASCII.GetString(await ReceiveAllAsync(local).Within(Limit, "the target read the reply to the end")));
+        Assert.Equal("late reply", Encoding.ASCII.GetString(await Drain.ReceiveAllAsync(local).Within(Limit, "the target read the reply to the end")));
         await TaskTimeouts.Until(() => forwarder.GetStatistics().Active == 0, Limit, "the connection closed once both directions were done");
     }
 
@@ -121,7 +121,7 @@ public sealed class MeshPortForwarderTests
         await using var forwarder = await ForwardAsync(pair.B, KernelTarget.Refusing());
 
         using var mesh = await DialAsync(pair);
-        var reset = await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(mesh).Within(Limit, "the mesh connection ended"));
+        var reset = await Assert.ThrowsAsync<IOException>(() => Drain.ReadAllAsync(mesh).Within(Limit, "the mesh connection ended"));
         Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(reset.InnerException).SocketErrorCode);
 
         await TaskTimeouts.Until(() => forwarder.GetStatistics().Active == 0, Limit, "the connection was dropped");
@@ -165,7 +165,7 @@ public sealed class MeshPortForwarderTests
 
         Assert.Empty(pair.B.WhoIs(NodePair.IpA)!.Tags); // a static peer has no tags
         using var mesh = await DialAsync(pair);
-        var reset = await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(mesh).Within(Limit, "the mesh connection ended"));
+        var reset = await Assert.ThrowsAsync<IOException>(() => Drain.ReadAllAsync(mesh).Within(Limit, "the mesh connection ended"));
         Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(reset.InnerException).SocketErrorCode);
 
         await TaskTimeouts.Until(() => forwarder.GetStatistics().Active == 0, Limit, "the connection was dropped");
@@ -186,13 +186,13 @@ public sealed class MeshPortForwarderTests
         await EchoRoundTripAsync(first, "one");
 
         using var second = await DialAsync(pair);
-        var reset = await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(second).Within(Limit, "the second connection ended"));
+        var reset = await Assert.ThrowsAsync<IOException>(() => Drain.ReadAllAsync(second).Within(Limit, "the second connection ended"));
         Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(reset.InnerException).SocketErrorCode);
         Assert.Equal(1, forwarder.GetStatistics().Rejected);
 
         // Once the first one is finished, there is room again.
         await first.ShutdownSendAsync();
-        Assert.Empty(await ReadAllAsync(first).Within(Limit, "the first connection ended"));
+        Assert.Empty(await Drain.ReadAllAsync(first).Within(Limit, "the first connection ended"));
         await TaskTimeouts.Until(() => forwarder.GetStatistics().Active == 0, Limit, "the first connection closed");
         using var third = await DialAsync(pair);
         await EchoRoundTripAsync(third, "three");
@@ -215,9 +215,9 @@ public sealed class MeshPortForwarderTests
         await forwarder.DisposeAsync().AsTask().Within(Limit, "the forwarder was disposed");
         await forwarder.DisposeAsync(); // twice is harmless
 
-        var reset = await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(mesh).Within(Limit, "the mesh connection ended"));
+        var reset = await Assert.ThrowsAsync<IOException>(() => Drain.ReadAllAsync(mesh).Within(Limit, "the mesh connection ended"));
         Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(reset.InnerException).SocketErrorCode);
-        var targetReset = await Assert.ThrowsAsync<SocketException>(() => ReceiveAllAsync(local).Within(Limit, "the target connection ended"));
+        var targetReset = await Assert.ThrowsAsync<SocketException>(() => Drain.ReceiveAllAsync(local).Within(Limit, "the target connection ended"));
         Assert.Equal(SocketError.ConnectionReset, targetReset.SocketErrorCode);
 
         Assert.Equal(0, forwarder.GetStatistics().Active);
@@ -292,52 +292,5 @@ public sealed class MeshPortForwarderTests
         byte[] back = new byte[sent.Length];
         await mesh.ReadExactlyAsync(back).AsTask().Within(Limit, $"the echo of '{text}'");
         Assert.Equal(text, Encoding.ASCII.GetString(back));
-    }
-
-    private static async Task<byte[]> ReadAllAsync(Stream stream)
-    {
-        using var all = new MemoryStream();
-        await stream.CopyToAsync(all);
-        return all.ToArray();
-    }
-
-    /// <summary>Receives until end of stream (a NetworkStream refuses a socket whose sending half is shut down).</summary>
-    private static async Task<byte[]> ReceiveAllAsync(Socket socket)
-    {
-        using var all = new MemoryStream();
-        byte[] buffer = new byte[64 * 1024];
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
-        {
-            all.Write(buffer, 0, n);
-        }
-
-        return all.ToArray();
-    }
-
-    private static async Task<byte[]> ReadAllHashAsync(Stream stream)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = new byte[64 * 1024];
-        int n;
-        while ((n = await stream.ReadAsync(buffer)) > 0)
-        {
-            hash.AppendData(buffer, 0, n);
-        }
-
-        return hash.GetHashAndReset();
-    }
-
-    private static async Task<byte[]> ReceiveAllHashAsync(Socket socket)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = new byte[64 * 1024];
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
-        {
-            hash.AppendData(buffer, 0, n);
-        }
-
-        return hash.GetHashAndReset();
     }
 }

@@ -28,8 +28,8 @@ public sealed class TcpRelayTests
         new Random(12).NextBytes(down);
 
         // Odd write sizes on both sides, so chunks never line up with the relay's segments.
-        Task<byte[]> hostReceives = ReceiveAllHashAsync(setup.Host);
-        Task<byte[]> meshReceives = ReadAllHashAsync(setup.Mesh);
+        Task<byte[]> hostReceives = Drain.ReceiveAllHashAsync(setup.Host);
+        Task<byte[]> meshReceives = Drain.ReadAllHashAsync(setup.Mesh);
         Task meshSends = Task.Run(async () =>
         {
             for (int i = 0; i < Size; i += 50_001)
@@ -76,7 +76,7 @@ public sealed class TcpRelayTests
 
         byte[] tail = new byte[Size];
         new Random(13).NextBytes(tail);
-        Task<byte[]> hostReceives = ReceiveAllHashAsync(setup.Host);
+        Task<byte[]> hostReceives = Drain.ReceiveAllHashAsync(setup.Host);
         await setup.Mesh.WriteAsync(tail);
         await setup.Mesh.ShutdownSendAsync();
 
@@ -93,11 +93,11 @@ public sealed class TcpRelayTests
         await using var setup = await RelaySetup.StartAsync();
         await setup.Mesh.WriteAsync("question"u8.ToArray());
         await setup.Mesh.ShutdownSendAsync();
-        Assert.Equal("question"u8.ToArray(), await ReceiveAllAsync(setup.Host).Within(Limit, "the host read the question and the FIN"));
+        Assert.Equal("question"u8.ToArray(), await Drain.ReceiveAllAsync(setup.Host).Within(Limit, "the host read the question and the FIN"));
 
         await setup.Host.SendAsync("answer"u8.ToArray(), SocketFlags.None);
         setup.Host.Shutdown(SocketShutdown.Send);
-        Assert.Equal("answer"u8.ToArray(), await ReadAllAsync(setup.Mesh).Within(Limit, "the mesh peer read the answer and the FIN"));
+        Assert.Equal("answer"u8.ToArray(), await Drain.ReadAllAsync(setup.Mesh).Within(Limit, "the mesh peer read the answer and the FIN"));
         Assert.True((await setup.Relay.Within(Limit, "the relay ended")).Graceful);
     }
 
@@ -112,7 +112,7 @@ public sealed class TcpRelayTests
         setup.Mesh.Abort();
 
         // A RST, not a FIN: the host's read fails instead of returning end of stream.
-        var reset = await Assert.ThrowsAsync<SocketException>(() => ReceiveAllAsync(setup.Host).Within(Limit, "the host socket ended"));
+        var reset = await Assert.ThrowsAsync<SocketException>(() => Drain.ReceiveAllAsync(setup.Host).Within(Limit, "the host socket ended"));
         Assert.Equal(SocketError.ConnectionReset, reset.SocketErrorCode);
         RelayResult result = await setup.Relay.Within(Limit, "the relay ended");
         Assert.False(result.Graceful);
@@ -130,7 +130,7 @@ public sealed class TcpRelayTests
         setup.Host.LingerState = new LingerOption(true, 0);
         setup.Host.Close();
 
-        var reset = await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(setup.Mesh).Within(Limit, "the mesh connection ended"));
+        var reset = await Assert.ThrowsAsync<IOException>(() => Drain.ReadAllAsync(setup.Mesh).Within(Limit, "the mesh connection ended"));
         Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(reset.InnerException).SocketErrorCode);
         RelayResult result = await setup.Relay.Within(Limit, "the relay ended");
         Assert.False(result.Graceful);
@@ -150,56 +150,10 @@ public sealed class TcpRelayTests
         RelayResult result = await setup.Relay.Within(Limit, "the relay ended");
         Assert.False(result.Graceful);
         Assert.Null(result.Error);
-        var hostReset = await Assert.ThrowsAsync<SocketException>(() => ReceiveAllAsync(setup.Host).Within(Limit, "the host socket ended"));
+        var hostReset = await Assert.ThrowsAsync<SocketException>(() => Drain.ReceiveAllAsync(setup.Host).Within(Limit, "the host socket ended"));
         Assert.Equal(SocketError.ConnectionReset, hostReset.SocketErrorCode);
-        var meshReset = await Assert.ThrowsAsync<IOException>(() => ReadAllAsync(setup.Mesh).Within(Limit, "the mesh connection ended"));
+        var meshReset = await Assert.ThrowsAsync<IOException>(() => Drain.ReadAllAsync(setup.Mesh).Within(Limit, "the mesh connection ended"));
         Assert.Equal(SocketError.ConnectionReset, Assert.IsType<SocketException>(meshReset.InnerException).SocketErrorCode);
-    }
-
-    private static async Task<byte[]> ReadAllAsync(Stream stream)
-    {
-        using var all = new MemoryStream();
-        await stream.CopyToAsync(all);
-        return all.ToArray();
-    }
-
-    private static async Task<byte[]> ReceiveAllAsync(Socket socket)
-    {
-        using var all = new MemoryStream();
-        byte[] buffer = new byte[64 * 1024];
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
-        {
-            all.Write(buffer, 0, n);
-        }
-
-        return all.ToArray();
-    }
-
-    private static async Task<byte[]> ReadAllHashAsync(Stream stream)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = new byte[64 * 1024];
-        int n;
-        while ((n = await stream.ReadAsync(buffer)) > 0)
-        {
-            hash.AppendData(buffer, 0, n);
-        }
-
-        return hash.GetHashAndReset();
-    }
-
-    private static async Task<byte[]> ReceiveAllHashAsync(Socket socket)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = new byte[64 * 1024];
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
-        {
-            hash.AppendData(buffer, 0, n);
-        }
-
-        return hash.GetHashAndReset();
     }
 
     /// <summary>What the relay counted through <see cref="IRelayCounters"/>.</summary>
