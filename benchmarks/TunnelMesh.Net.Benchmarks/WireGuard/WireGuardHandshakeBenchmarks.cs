@@ -6,8 +6,8 @@ using TunnelMesh.Net.WireGuard;
 namespace TunnelMesh.Net.Benchmarks.WireGuard;
 
 /// <summary>
-/// A whole handshake, both sides: initiation, response, and both keypairs derived. <see cref="NSec"/> is
-/// the library's handshake (X25519 through NSec/libsodium); <see cref="BouncyCastle"/> is the same code as
+/// A whole handshake, both sides: initiation, response, and both keypairs derived. <see cref="Libsodium"/> is
+/// the library's handshake (X25519: libsodium on spans); <see cref="BouncyCastle"/> is the same code as
 /// it was before issue 10, X25519 through Portable.BouncyCastle, kept in this project as the baseline.
 /// </summary>
 [MemoryDiagnoser]
@@ -81,7 +81,7 @@ public class WireGuardHandshakeBenchmarks
     }
 
     [Benchmark]
-    public uint NSec()
+    public uint Libsodium()
     {
         _now = _now.AddSeconds(1);
         _initiatorSide.CreateInitiation(_initiation, 1, Tai64N.FromDateTimeOffset(_now));

@@ -8,7 +8,7 @@ namespace TunnelMesh.Net.Benchmarks.WireGuard;
 
 /// <summary>
 /// The pieces of a handshake's cost: one X25519 agreement and one key generation, BouncyCastle (the
-/// baseline) against NSec as the library calls it, and the raw NSec calls without our wrapper.
+/// baseline) against NSec's key objects and against libsodium called on spans, as the library does.
 /// A full handshake does 6 agreements and 2 generations.
 /// </summary>
 [MemoryDiagnoser]
@@ -25,8 +25,8 @@ public class X25519Benchmarks
     public void Setup()
     {
         Curve25519.DerivePublicKey(RandomNumberGenerator.GetBytes(32), _publicBytes);
-        _private = Curve25519.ImportPrivateKey(_privateBytes);
-        _public = Curve25519.ImportPublicKey(_publicBytes);
+        _private = Key.Import(KeyAgreementAlgorithm.X25519, _privateBytes, KeyBlobFormat.RawPrivateKey);
+        _public = PublicKey.Import(KeyAgreementAlgorithm.X25519, _publicBytes, KeyBlobFormat.RawPublicKey);
     }
 
     [GlobalCleanup]
@@ -35,24 +35,30 @@ public class X25519Benchmarks
     [Benchmark(Baseline = true)]
     public bool AgreeBouncyCastle() => BouncyCastleCurve25519.TryComputeShared(_privateBytes, _publicBytes, _shared);
 
-    /// <summary>As the handshake calls it: an imported key, the public key as bytes, the secret exported and wiped.</summary>
+    /// <summary>NSec's key objects, as the first NSec version of the handshake used them: the shared secret is a guarded allocation, exported and disposed.</summary>
     [Benchmark]
-    public bool AgreeNSec() => Curve25519.TryAgree(_private, _publicBytes, _shared);
-
-    /// <summary>NSec's agreement alone: libsodium plus its guarded allocation for the secret.</summary>
-    [Benchmark]
-    public bool AgreeNSecRaw()
+    public bool AgreeNSecKeys()
     {
-        using var secret = KeyAgreementAlgorithm.X25519.Agree(_private, _public);
-        return secret is not null;
+        using var secret = KeyAgreementAlgorithm.X25519.Agree(_private, _public, new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
+        return secret is not null && secret.TryExport(SharedSecretBlobFormat.RawSharedSecret, _shared, out _);
     }
+
+    /// <summary>As the handshake calls it now: libsodium's crypto_scalarmult_curve25519 on spans.</summary>
+    [Benchmark]
+    public bool AgreeLibsodium() => Curve25519.TryAgree(_privateBytes, _publicBytes, _shared);
 
     [Benchmark]
     public void GenerateBouncyCastle() => BouncyCastleCurve25519.Generate(_generatedPrivate, _shared);
 
+    /// <summary>An NSec key (guarded allocation) and its public key exported.</summary>
     [Benchmark]
-    public void GenerateNSec()
+    public bool GenerateNSecKey()
     {
-        using var key = Curve25519.Generate(_shared);
+        using var key = Key.Create(KeyAgreementAlgorithm.X25519);
+        return key.PublicKey.TryExport(KeyBlobFormat.RawPublicKey, _shared, out _);
     }
+
+    /// <summary>As the handshake calls it now: random bytes, clamped, and crypto_scalarmult_curve25519_base.</summary>
+    [Benchmark]
+    public void GenerateLibsodium() => Curve25519.Generate(_generatedPrivate, _shared);
 }

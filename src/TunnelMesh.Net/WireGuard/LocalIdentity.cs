@@ -1,4 +1,3 @@
-using NSec.Cryptography;
 using TunnelMesh.Net.WireGuard.Crypto;
 
 namespace TunnelMesh.Net.WireGuard;
@@ -6,8 +5,8 @@ namespace TunnelMesh.Net.WireGuard;
 /// <summary>
 /// The local static identity, with the values derived from it precomputed: the mac1 key
 /// HASH("mac1----" || Spub), the cookie key HASH("cookie--" || Spub), and the responder's initial
-/// handshake hash HASH(HASH(HASH(CONSTRUCTION) || IDENTIFIER) || Spub). The private key is held as
-/// a non-exportable NSec <see cref="Key"/> for the handshake's DHs; <see cref="Dispose"/> wipes it.
+/// handshake hash HASH(HASH(HASH(CONSTRUCTION) || IDENTIFIER) || Spub). The private key stays in the
+/// <see cref="NodePrivateKey"/> it came from (the application's object).
 /// </summary>
 internal sealed class LocalIdentity : IDisposable
 {
@@ -21,7 +20,6 @@ internal sealed class LocalIdentity : IDisposable
         ArgumentNullException.ThrowIfNull(privateKey);
         PrivateKey = privateKey;
         PublicKey = privateKey.PublicKey;
-        StaticKey = Curve25519.ImportPrivateKey(privateKey.Bytes);
         Blake2s.Hash(ProtocolConstants.LabelMac1, PublicKey.Bytes, _mac1Key);
         Blake2s.Hash(ProtocolConstants.LabelCookie, PublicKey.Bytes, _cookieKey);
         Blake2s.Hash(NoiseHandshake.InitialHash, PublicKey.Bytes, _responderInitialHash);
@@ -34,8 +32,8 @@ internal sealed class LocalIdentity : IDisposable
     /// <summary>XChaCha20-Poly1305 under <see cref="CookieKey"/>, for the cookie replies we send.</summary>
     public CookieAead CookieAead { get; }
 
-    /// <summary>The static private key as an NSec key, for DH.</summary>
-    public Key StaticKey { get; }
+    /// <summary>The static private key's 32 bytes, for DH.</summary>
+    public ReadOnlySpan<byte> StaticKey => PrivateKey.Bytes;
 
     /// <summary>The static public key.</summary>
     public NodePublicKey PublicKey { get; }
@@ -49,10 +47,9 @@ internal sealed class LocalIdentity : IDisposable
     /// <summary>The handshake hash after mixing in our own static key (the responder's starting point).</summary>
     internal ReadOnlySpan<byte> ResponderInitialHash => _responderInitialHash;
 
-    /// <summary>Disposes <see cref="StaticKey"/> (libsodium wipes its memory) and <see cref="CookieAead"/>. Safe to call twice.</summary>
+    /// <summary>Disposes <see cref="CookieAead"/> (libsodium wipes the cookie key it holds). Safe to call twice.</summary>
     public void Dispose()
     {
-        StaticKey.Dispose();
         CookieAead.Dispose();
     }
 }

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
-using NSec.Cryptography;
 using TunnelMesh.Net.Wire;
 using TunnelMesh.Net.WireGuard.Crypto;
 
@@ -15,8 +14,8 @@ namespace TunnelMesh.Net.WireGuard;
 /// initiator's starting hash once per peer. A failed, replayed or stale message never changes the
 /// state: every step works on copies and commits only when the whole message has verified.
 /// Secrets are wiped as soon as they are spent: DH results, message keys and working copies of the
-/// chaining key on the stack at the end of each step; the ephemeral private key (an NSec
-/// <see cref="Key"/> in libsodium's guarded memory) is disposed once both its DHs are done; the hash,
+/// chaining key on the stack at the end of each step; the ephemeral private key (a buffer of this
+/// object, or the stack for the responder) is zeroed once both its DHs are done; the hash,
 /// chaining key and remote ephemeral when the keypair is derived or the handshake is cleared; the
 /// static-static DH and the preshared key when the peer is removed (<see cref="Dispose"/>).
 /// </remarks>
@@ -32,13 +31,13 @@ internal sealed class NoiseHandshake : IDisposable
     private readonly byte[] _presharedKey = new byte[KeySize];
     private readonly byte[] _staticStatic = new byte[KeySize];
     private readonly byte[] _initiatorInitialHash = new byte[HashSize];
-    private readonly PublicKey _remoteStaticKey;
 
     // Secrets of the handshake in progress; zeroed by Clear and DeriveKeypair.
     private readonly byte[] _hash = new byte[HashSize];
     private readonly byte[] _chainingKey = new byte[HashSize];
     private readonly byte[] _remoteEphemeral = new byte[KeySize];
-    private Key? _localEphemeral;
+    private readonly byte[] _localEphemeral = new byte[KeySize];
+    private bool _hasLocalEphemeral;
     private bool _disposed;
 
     private Tai64N _latestTimestamp;
@@ -62,8 +61,7 @@ internal sealed class NoiseHandshake : IDisposable
         _local = local;
         RemoteStatic = remoteStatic;
         presharedKey.CopyTo(_presharedKey);
-        _remoteStaticKey = Curve25519.ImportPublicKey(remoteStatic.Bytes);
-        if (!Curve25519.TryAgree(local.StaticKey, _remoteStaticKey, _staticStatic))
+        if (!Curve25519.TryAgree(local.StaticKey, remoteStatic.Bytes, _staticStatic))
         {
             throw new ArgumentException("The remote static key is of small order.", nameof(remoteStatic));
         }
@@ -97,7 +95,7 @@ internal sealed class NoiseHandshake : IDisposable
     /// all zero and no ephemeral private key. True after <see cref="DeriveKeypair"/> and <see cref="Clear"/>.
     /// </summary>
     internal bool HoldsNoHandshakeSecrets =>
-        _localEphemeral is null && Curve25519.IsZero(_hash) && Curve25519.IsZero(_chainingKey) && Curve25519.IsZero(_remoteEphemeral);
+        !_hasLocalEphemeral && Curve25519.IsZero(_localEphemeral) && Curve25519.IsZero(_hash) && Curve25519.IsZero(_chainingKey) && Curve25519.IsZero(_remoteEphemeral);
 
     /// <summary>Whether <see cref="Dispose"/> was called (the peer is gone).</summary>
     internal bool IsDisposed => _disposed;
@@ -133,11 +131,12 @@ internal sealed class NoiseHandshake : IDisposable
 
             ObjectDisposedException.ThrowIf(_disposed, this);
             var ephemeral = message.Slice(WireGuardSpec.Initiation.Ephemeral, KeySize);
-            ReplaceLocalEphemeral(Curve25519.Generate(ephemeral));
+            Curve25519.Generate(_localEphemeral, ephemeral);
+            _hasLocalEphemeral = true;
             NoiseKdf.Derive(ck, ephemeral, ck);
             MixHash(h, ephemeral);
 
-            if (!Curve25519.TryAgree(_localEphemeral!, _remoteStaticKey, ss))
+            if (!Curve25519.TryAgree(_localEphemeral, RemoteStatic.Bytes, ss))
             {
                 throw new InvalidOperationException("DH with the remote static key gave zero."); // excluded by the constructor
             }
@@ -237,7 +236,7 @@ internal sealed class NoiseHandshake : IDisposable
             h.CopyTo(peer._hash);
             ck.CopyTo(peer._chainingKey);
             ephemeral.CopyTo(peer._remoteEphemeral);
-            peer.ReplaceLocalEphemeral(null);
+            peer.ForgetLocalEphemeral();
             peer._latestTimestamp = timestamp;
             peer._hasTimestamp = true;
             peer.RemoteIndex = initiation.Sender;
@@ -273,6 +272,7 @@ internal sealed class NoiseHandshake : IDisposable
         Span<byte> ss = stackalloc byte[KeySize];
         Span<byte> tau = stackalloc byte[HashSize];
         Span<byte> k = stackalloc byte[KeySize];
+        Span<byte> localEphemeral = stackalloc byte[KeySize];
         try
         {
             message.Clear();
@@ -281,17 +281,16 @@ internal sealed class NoiseHandshake : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(message[WireGuardSpec.Response.Receiver..], RemoteIndex);
 
             var ephemeral = message.Slice(WireGuardSpec.Response.Ephemeral, KeySize);
-            using (var localEphemeral = Curve25519.Generate(ephemeral))
-            {
-                NoiseKdf.Derive(_chainingKey, ephemeral, _chainingKey);
-                MixHash(_hash, ephemeral);
+            Curve25519.Generate(localEphemeral, ephemeral);
+            NoiseKdf.Derive(_chainingKey, ephemeral, _chainingKey);
+            MixHash(_hash, ephemeral);
 
-                // Both remote keys were checked for small order when the initiation was consumed.
-                Curve25519.TryAgree(localEphemeral, _remoteEphemeral, ss);
-                NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
-                Curve25519.TryAgree(localEphemeral, _remoteStaticKey, ss);
-                NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
-            }
+            // Both remote keys were checked for small order when the initiation was consumed.
+            Curve25519.TryAgree(localEphemeral, _remoteEphemeral, ss);
+            NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
+            Curve25519.TryAgree(localEphemeral, RemoteStatic.Bytes, ss);
+            CryptographicOperations.ZeroMemory(localEphemeral);
+            NoiseKdf.Derive(_chainingKey, ss, _chainingKey);
 
             NoiseKdf.Derive(_chainingKey, _presharedKey, _chainingKey, tau, k);
             MixHash(_hash, tau);
@@ -308,6 +307,7 @@ internal sealed class NoiseHandshake : IDisposable
             CryptographicOperations.ZeroMemory(ss);
             CryptographicOperations.ZeroMemory(tau);
             CryptographicOperations.ZeroMemory(k);
+            CryptographicOperations.ZeroMemory(localEphemeral);
         }
     }
 
@@ -341,14 +341,13 @@ internal sealed class NoiseHandshake : IDisposable
             NoiseKdf.Derive(ck, ephemeral, ck);
             MixHash(h, ephemeral);
 
-            var remoteEphemeral = Curve25519.ImportPublicKey(ephemeral);
-            if (!Curve25519.TryAgree(_localEphemeral!, remoteEphemeral, ss))
+            if (!_hasLocalEphemeral || !Curve25519.TryAgree(_localEphemeral, ephemeral, ss))
             {
                 return HandshakeResult.Malformed;
             }
 
             NoiseKdf.Derive(ck, ss, ck);
-            if (!Curve25519.TryAgree(_local.StaticKey, remoteEphemeral, ss))
+            if (!Curve25519.TryAgree(_local.StaticKey, ephemeral, ss))
             {
                 return HandshakeResult.Malformed;
             }
@@ -367,7 +366,7 @@ internal sealed class NoiseHandshake : IDisposable
             h.CopyTo(_hash);
             ck.CopyTo(_chainingKey);
             ephemeral.CopyTo(_remoteEphemeral);
-            ReplaceLocalEphemeral(null);
+            ForgetLocalEphemeral();
             RemoteIndex = response.Sender;
             State = HandshakeState.ResponseConsumed;
             return HandshakeResult.Ok;
@@ -428,7 +427,7 @@ internal sealed class NoiseHandshake : IDisposable
         CryptographicOperations.ZeroMemory(_hash);
         CryptographicOperations.ZeroMemory(_chainingKey);
         CryptographicOperations.ZeroMemory(_remoteEphemeral);
-        ReplaceLocalEphemeral(null);
+        ForgetLocalEphemeral();
         State = HandshakeState.Zeroed;
     }
 
@@ -444,10 +443,10 @@ internal sealed class NoiseHandshake : IDisposable
         _disposed = true;
     }
 
-    private void ReplaceLocalEphemeral(Key? key)
+    private void ForgetLocalEphemeral()
     {
-        _localEphemeral?.Dispose();
-        _localEphemeral = key;
+        CryptographicOperations.ZeroMemory(_localEphemeral);
+        _hasLocalEphemeral = false;
     }
 
     private static void MixHash(Span<byte> hash, ReadOnlySpan<byte> data) => Blake2s.Hash(hash, data, hash);

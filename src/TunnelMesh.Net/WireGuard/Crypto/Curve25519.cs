@@ -1,117 +1,63 @@
 using System.Security.Cryptography;
-using NSec.Cryptography;
 
 namespace TunnelMesh.Net.WireGuard.Crypto;
 
 /// <summary>
-/// DH and DH-Generate of the whitepaper: X25519 (RFC 7748) through NSec, that is libsodium's
-/// <c>crypto_scalarmult_curve25519</c>. Private keys live in NSec <see cref="Key"/> objects (libsodium
-/// guarded memory, wiped when the key is disposed); shared secrets are copied out only into the
-/// caller's span, which the caller zeroes.
+/// DH and DH-Generate of the whitepaper: X25519 (RFC 7748), libsodium's
+/// <c>crypto_scalarmult_curve25519</c> (the library NSec.Cryptography ships), on spans. Private keys
+/// and shared secrets live only in the caller's buffers, which the caller zeroes when they are spent
+/// (as wireguard-go and the kernel do); nothing here allocates.
 /// </summary>
 internal static class Curve25519
 {
     /// <summary>Size of keys and shared secrets in bytes.</summary>
     public const int KeySize = 32;
 
-    private static KeyAgreementAlgorithm Algorithm => KeyAgreementAlgorithm.X25519;
-
-    /// <summary>
-    /// Imports a 32-byte private key (clamped or not: X25519 clamps) into an NSec key that cannot be
-    /// exported again. The caller disposes it.
-    /// </summary>
-    public static Key ImportPrivateKey(ReadOnlySpan<byte> privateKey) =>
-        Key.Import(Algorithm, privateKey, KeyBlobFormat.RawPrivateKey); // default parameters: not exportable
-
-    /// <summary>
-    /// Imports a 32-byte public key. The most significant bit is ignored, as RFC 7748 §5 asks.
-    /// Small-order points are accepted here and refused by <see cref="TryAgree(Key, PublicKey, Span{byte})"/>.
-    /// </summary>
-    public static PublicKey ImportPublicKey(ReadOnlySpan<byte> publicKey) =>
-        PublicKey.Import(Algorithm, publicKey, KeyBlobFormat.RawPublicKey);
-
-    /// <summary>DH-Generate: a fresh private key (the caller disposes it) with its public key written to <paramref name="publicKey"/>.</summary>
-    public static Key Generate(Span<byte> publicKey)
+    /// <summary>DH-Generate: a fresh private key (clamped, as <c>wg genkey</c> makes them) and its public key.</summary>
+    public static void Generate(Span<byte> privateKey, Span<byte> publicKey)
     {
-        var key = Key.Create(Algorithm); // default parameters: not exportable
-        WritePublicKey(key, publicKey);
-        return key;
-    }
-
-    /// <summary>Writes the 32-byte public key of <paramref name="privateKey"/>.</summary>
-    public static void WritePublicKey(Key privateKey, Span<byte> publicKey)
-    {
-        ArgumentNullException.ThrowIfNull(privateKey);
-        if (!privateKey.PublicKey.TryExport(KeyBlobFormat.RawPublicKey, publicKey, out int written) || written != KeySize)
-        {
-            throw new ArgumentException("A public key is 32 bytes.", nameof(publicKey));
-        }
+        GenerateRawPrivateKey(privateKey);
+        DerivePublicKey(privateKey, publicKey);
     }
 
     /// <summary>
     /// DH(private, public) into <paramref name="sharedSecret"/>. Returns false (and leaves zeros) when the
-    /// result is all zero, i.e. the public key is of small order; WireGuard rejects those.
+    /// result is all zero, i.e. the public key is of small order; WireGuard rejects those. The most
+    /// significant bit of the public key is ignored, as RFC 7748 §5 asks.
     /// </summary>
-    public static bool TryAgree(Key privateKey, PublicKey publicKey, Span<byte> sharedSecret)
+    public static bool TryAgree(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey, Span<byte> sharedSecret)
     {
-        if (sharedSecret.Length != KeySize)
-        {
-            throw new ArgumentException("A shared secret is 32 bytes.", nameof(sharedSecret));
-        }
+        CheckSize(privateKey.Length, nameof(privateKey));
+        CheckSize(publicKey.Length, nameof(publicKey));
+        CheckSize(sharedSecret.Length, nameof(sharedSecret));
 
-        // The KDF (HMAC-BLAKE2s) needs the raw shared secret, so it must be exportable; it is copied
-        // straight into the caller's span and the NSec object disposed. libsodium refuses an all-zero
-        // result itself; NSec then returns null.
-        using var secret = Algorithm.Agree(privateKey, publicKey, new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
-        if (secret is null || !secret.TryExport(SharedSecretBlobFormat.RawSharedSecret, sharedSecret, out int written) || written != KeySize)
+        // libsodium refuses an all-zero result itself (-1); the second test costs nothing and keeps
+        // the rule here whatever the library does.
+        if (Sodium.ScalarMult(sharedSecret, privateKey, publicKey) != 0 || IsZero(sharedSecret))
         {
             sharedSecret.Clear();
-            return false;
-        }
-
-        if (IsZero(sharedSecret))
-        {
             return false;
         }
 
         return true;
     }
 
-    /// <summary>DH(private, public) with the public key given as 32 raw bytes.</summary>
-    public static bool TryAgree(Key privateKey, ReadOnlySpan<byte> publicKey, Span<byte> sharedSecret) =>
-        TryAgree(privateKey, ImportPublicKey(publicKey), sharedSecret);
-
-    /// <summary>DH(private, public) with both keys as raw bytes; the private key is imported and disposed at once.</summary>
-    public static bool TryComputeShared(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey, Span<byte> sharedSecret)
-    {
-        using var key = ImportPrivateKey(privateKey);
-        return TryAgree(key, publicKey, sharedSecret);
-    }
-
-    /// <summary>Derives the 32-byte public key of a raw private key.</summary>
+    /// <summary>Derives the 32-byte public key of a private key.</summary>
     public static void DerivePublicKey(ReadOnlySpan<byte> privateKey, Span<byte> publicKey)
     {
-        using var key = ImportPrivateKey(privateKey);
-        WritePublicKey(key, publicKey);
+        CheckSize(privateKey.Length, nameof(privateKey));
+        CheckSize(publicKey.Length, nameof(publicKey));
+        if (Sodium.ScalarMultBase(publicKey, privateKey) != 0)
+        {
+            throw new CryptographicException("X25519 public key derivation failed.");
+        }
     }
 
-    /// <summary>
-    /// A fresh raw private key, clamped as <c>wg genkey</c> does, made by NSec (libsodium's random
-    /// generator). Used for node identities, which are stored as text; handshake ephemerals never
-    /// leave their <see cref="Key"/>.
-    /// </summary>
+    /// <summary>A fresh private key from libsodium's generator, clamped as <c>wg genkey</c> does.</summary>
     public static void GenerateRawPrivateKey(Span<byte> privateKey)
     {
-        if (privateKey.Length != KeySize)
-        {
-            throw new ArgumentException("A private key is 32 bytes.", nameof(privateKey));
-        }
-
-        using var key = Key.Create(Algorithm, new KeyCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
-        if (!key.TryExport(KeyBlobFormat.RawPrivateKey, privateKey, out int written) || written != KeySize)
-        {
-            throw new CryptographicException("X25519 key export failed.");
-        }
+        CheckSize(privateKey.Length, nameof(privateKey));
+        Sodium.RandomBytes(privateKey);
 
         // Clamping does not change the public key (X25519 clamps anyway); it makes the stored form
         // identical to what 'wg genkey' writes.
@@ -129,5 +75,13 @@ internal static class Curve25519
         }
 
         return acc == 0;
+    }
+
+    private static void CheckSize(int length, string name)
+    {
+        if (length != KeySize)
+        {
+            throw new ArgumentException($"X25519 keys and shared secrets are {KeySize} bytes, not {length}.", name);
+        }
     }
 }

@@ -173,7 +173,7 @@ public class PrimitiveVectorTests
     public void X25519_matches_RFC7748(string scalar, string u, string expected)
     {
         var shared = new byte[32];
-        Assert.True(Curve25519.TryComputeShared(Hex(scalar), Hex(u), shared));
+        Assert.True(Curve25519.TryAgree(Hex(scalar), Hex(u), shared));
         Assert.Equal(Hex(expected), shared);
     }
 
@@ -189,13 +189,13 @@ public class PrimitiveVectorTests
     {
         var shared = new byte[32];
         var smallOrder = new byte[32]; // u = 0
-        Assert.False(Curve25519.TryComputeShared(Sequence(1, 32), smallOrder, shared));
+        Assert.False(Curve25519.TryAgree(Sequence(1, 32), smallOrder, shared));
         var one = new byte[32];
         one[0] = 1; // u = 1, order 1
-        Assert.False(Curve25519.TryComputeShared(Sequence(1, 32), one, shared));
+        Assert.False(Curve25519.TryAgree(Sequence(1, 32), one, shared));
     }
 
-    /// <summary>X25519 through NSec against BouncyCastle's RFC 7748 code: public key derivation and agreement for random keys.</summary>
+    /// <summary>X25519 through libsodium against BouncyCastle's RFC 7748 code: public key derivation and agreement for random keys.</summary>
     [Property]
     public bool X25519_agrees_with_BouncyCastle(Guid a1, Guid a2, Guid b1, Guid b2)
     {
@@ -209,7 +209,7 @@ public class PrimitiveVectorTests
         var ourBobPublic = new byte[32];
         Curve25519.DerivePublicKey(bob, ourBobPublic);
         var shared = new byte[32];
-        bool agreed = Curve25519.TryComputeShared(alice, bobPublic, shared);
+        bool agreed = Curve25519.TryAgree(alice, bobPublic, shared);
         return agreed && ourBobPublic.AsSpan().SequenceEqual(bobPublic) && shared.AsSpan().SequenceEqual(expectedShared);
     }
 
