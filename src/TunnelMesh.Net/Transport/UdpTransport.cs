@@ -232,24 +232,36 @@ internal sealed class UdpTransport : IDatagramTransport
     {
         var bind = options.BindAddress;
         Socket? socket = null;
-        if (bind is null && Socket.OSSupportsIPv6)
+
+        // No address, or [::] (MeshNodeOptions.ListenAddress's default): one dual-stack socket for IPv4
+        // and IPv6 peers. An IPv6 socket bound to [::] is IPv6-only unless DualMode is set, and then
+        // every IPv4 handshake would meet a closed port.
+        bool dualStack = bind is null || bind.Equals(IPAddress.IPv6Any);
+        if (dualStack && Socket.OSSupportsIPv6)
         {
             try
             {
                 socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
                 socket.Bind(new IPEndPoint(IPAddress.IPv6Any, options.Port));
             }
-            catch (SocketException)
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.AddressFamilyNotSupported or SocketError.AddressNotAvailable or SocketError.ProtocolNotSupported)
             {
-                // No usable IPv6 (e.g. disabled in the kernel): fall back to IPv4 only.
+                // No usable IPv6 (e.g. disabled in the kernel): fall back to IPv4 only. Any other
+                // failure (the port is taken) is the caller's to see.
                 socket?.Dispose();
                 socket = null;
+            }
+            catch
+            {
+                socket?.Dispose();
+                throw;
             }
         }
 
         if (socket is null)
         {
-            bind ??= IPAddress.Any;
+            // No usable IPv6: IPv4 alone when any address was asked for.
+            bind = dualStack ? IPAddress.Any : bind!;
             socket = new Socket(bind.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
             try
             {

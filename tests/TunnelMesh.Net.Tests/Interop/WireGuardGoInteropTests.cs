@@ -15,10 +15,14 @@ public sealed class WireGuardGoInteropTests
     internal static readonly IPAddress NodeIp = IPAddress.Parse("100.64.0.1");
     internal static readonly IPAddress KernelIp = IPAddress.Parse("100.64.0.2");
 
-    /// <summary>A node at <see cref="NodeIp"/> whose one peer is <paramref name="wg"/> (at <see cref="KernelIp"/>), reached at <paramref name="wgPort"/> on loopback when given.</summary>
+    /// <summary>
+    /// A node at <see cref="NodeIp"/> whose one peer is <paramref name="wg"/> (at <see cref="KernelIp"/>), reached at
+    /// <paramref name="wgPort"/> on loopback when given. The node's UDP socket is on its default (ListenAddress [::],
+    /// dual-stack), as a user gets it; wireguard-go reaches it over IPv4 loopback.
+    /// </summary>
     internal static async Task<MeshNode> StartNodeAsync(NodePrivateKey key, WireGuardGo wg, int? wgPort)
     {
-        var options = new MeshNodeOptions { PrivateKey = key, ListenAddress = IPAddress.Loopback };
+        var options = new MeshNodeOptions { PrivateKey = key };
         options.Addresses.Add(NodeIp);
         var peer = new MeshPeerOptions { PublicKey = NodePublicKey.Parse(wg.PublicKey) };
         peer.AllowedIPs.Add(new IPNetwork(KernelIp, 32));
@@ -84,6 +88,29 @@ public sealed class WireGuardGoInteropTests
         await KernelPingsNodeAsync(ns, wg, node);
         await NodePingsKernelAsync(wg, node);
         Assert.True(node.GetStatistics().Peers.Single().Handshakes >= 2, "no second handshake after the restart");
+    }
+
+    /// <summary>
+    /// A node on default options (one dual-stack UDP socket on [::]) is reached by a standard WireGuard peer over
+    /// IPv4 and over IPv6: before the default bound an IPv6-only socket and every IPv4 initiation met a closed port.
+    /// </summary>
+    [ExternalFact("wireguard-go", "wg", "ip", "unshare", "nsenter", "ping")]
+    public async Task A_node_on_default_options_answers_wireguard_go_over_IPv4_and_over_IPv6()
+    {
+        foreach (var underlay in new[] { IPAddress.Loopback, IPAddress.IPv6Loopback })
+        {
+            await using var ns = await NetNamespace.CreateAsync();
+            await using var wg = await WireGuardGo.CreateAsync();
+            var key = NodePrivateKey.Generate();
+            await using var node = await StartNodeAsync(key, wg, wgPort: null);
+            var nodeEndpoint = new IPEndPoint(underlay, node.ListenPort);
+            await wg.StartAsync(ns, $"{KernelIp}/24", "peer", key.PublicKey.ToString(), "endpoint", nodeEndpoint.ToString(), "allowed-ips", $"{NodeIp}/32");
+
+            await KernelPingsNodeAsync(ns, wg, node);
+            var learned = Assert.IsType<IPEndPoint>(node.GetStatistics().Peers.Single().Endpoint);
+            Assert.Equal(underlay, learned.Address.IsIPv4MappedToIPv6 ? learned.Address.MapToIPv4() : learned.Address);
+            await NodePingsKernelAsync(wg, node);
+        }
     }
 
     [ExternalFact("wireguard-go", "wg", "ip", "unshare", "nsenter", "ping")]
