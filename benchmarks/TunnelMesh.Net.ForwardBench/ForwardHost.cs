@@ -53,9 +53,9 @@ internal sealed class ForwardHost : IAsyncDisposable
     {
         var keyA = NodePrivateKey.Generate();
         var keyB = NodePrivateKey.Generate();
-        var a = new MeshNode(NodeOptions(keyA, AddressA, keyB.PublicKey, AddressB, null));
+        var a = new MeshNode(BenchNodes.Options(keyA, AddressA, keyB.PublicKey, AddressB, null));
         await a.StartAsync(cancellationToken);
-        var b = new MeshNode(NodeOptions(keyB, AddressB, keyA.PublicKey, AddressA, new IPEndPoint(IPAddress.Loopback, a.ListenPort)));
+        var b = new MeshNode(BenchNodes.Options(keyB, AddressB, keyA.PublicKey, AddressA, new IPEndPoint(IPAddress.Loopback, a.ListenPort)));
         await b.StartAsync(cancellationToken);
         var targets = new Targets();
         var forwarders = new List<MeshPortForwarder>();
@@ -133,15 +133,5 @@ internal sealed class ForwardHost : IAsyncDisposable
         await _targets.DisposeAsync();
         await _b.DisposeAsync();
         await _a.DisposeAsync();
-    }
-
-    private static MeshNodeOptions NodeOptions(NodePrivateKey key, IPAddress address, NodePublicKey peer, IPAddress peerAddress, IPEndPoint? endpoint)
-    {
-        var options = new MeshNodeOptions { PrivateKey = key, ListenAddress = IPAddress.Loopback, EnableDns = false };
-        options.Addresses.Add(address);
-        var p = new MeshPeerOptions { PublicKey = peer, Endpoint = endpoint };
-        p.AllowedIPs.Add(new IPNetwork(peerAddress, 32));
-        options.Peers.Add(p);
-        return options;
     }
 }

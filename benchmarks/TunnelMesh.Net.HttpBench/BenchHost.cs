@@ -56,9 +56,9 @@ internal sealed class BenchHost : IAsyncDisposable
         try
         {
             // A (the server) starts first and learns B's endpoint from B's handshake; B is given A's UDP port.
-            a = new MeshNode(NodeOptions(keyA, AddressA, keyB.PublicKey, AddressB, null));
+            a = new MeshNode(BenchNodes.Options(keyA, AddressA, keyB.PublicKey, AddressB, null));
             await a.StartAsync(cancellationToken);
-            b = new MeshNode(NodeOptions(keyB, AddressB, keyA.PublicKey, AddressA, new IPEndPoint(IPAddress.Loopback, a.ListenPort)));
+            b = new MeshNode(BenchNodes.Options(keyB, AddressB, keyA.PublicKey, AddressA, new IPEndPoint(IPAddress.Loopback, a.ListenPort)));
             await b.StartAsync(cancellationToken);
 
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -185,16 +185,6 @@ internal sealed class BenchHost : IAsyncDisposable
         await _app.DisposeAsync();
         await _a.DisposeAsync();
         await _b.DisposeAsync();
-    }
-
-    private static MeshNodeOptions NodeOptions(NodePrivateKey key, IPAddress address, NodePublicKey peer, IPAddress peerAddress, IPEndPoint? endpoint)
-    {
-        var options = new MeshNodeOptions { PrivateKey = key, ListenAddress = IPAddress.Loopback, EnableDns = false };
-        options.Addresses.Add(address);
-        var p = new MeshPeerOptions { PublicKey = peer, Endpoint = endpoint };
-        p.AllowedIPs.Add(new IPNetwork(peerAddress, 32));
-        options.Peers.Add(p);
-        return options;
     }
 
     private static byte[] CreateBody(int size)
