@@ -41,7 +41,8 @@ public sealed partial class CliTests
             {
                 var w = new SyncWriter();
                 string state = Path.Combine(dir, name);
-                running.Add(Task.Run(() => TunnelMeshCli.RunAsync(["join", "--server", url, "--auth-key", key.Trim(), "--hostname", name, "--state-dir", state, "--listen-address", "127.0.0.1"], w, w, stop.Token)));
+                // Default options, as the README's example runs them: no --listen-address.
+                running.Add(Task.Run(() => TunnelMeshCli.RunAsync(["join", "--server", url, "--auth-key", key.Trim(), "--hostname", name, "--state-dir", state], w, w, stop.Token)));
                 await Until(() => File.Exists(Path.Combine(state, LocalApiClient.SocketName)) ? "" : null, $"{name} serves its local API", running);
             }
 
@@ -56,6 +57,10 @@ public sealed partial class CliTests
             var (rcPing, ping, pingErr) = await Run("ping", "beta", "--state-dir", a, "--count", "2");
             Assert.True(rcPing == 0, pingErr);
             Assert.Matches(@"pong from beta \(100\.64\.0\.\d+\) via (direct|relay) in \d+\.\d\d ms", ping);
+
+            // Two default nodes on one machine leave the relay for a direct path (they stayed on the relay
+            // for good while the default UDP socket was IPv6-only and each published its IPv4 address first).
+            await Until(async () => (await Run("peers", "--state-dir", a)).Out is var o && o.Contains("beta.tunnelmesh", StringComparison.Ordinal) && o.Contains(" direct ", StringComparison.Ordinal) ? o : null, "alpha reaches beta on a direct path");
 
             // Failures: one line on stderr, non-zero exit.
             var (rcNobody, _, nobodyErr) = await Run("ping", "nobody", "--state-dir", a);
