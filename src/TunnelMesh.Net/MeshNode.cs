@@ -170,7 +170,7 @@ public sealed class MeshNode : IAsyncDisposable
                     var staticKeys = config.Peers.Select(p => p.PublicKey).ToHashSet();
                     var bind = _options.ListenAddress;
                     controlPlane = new MeshControlPlane(
-                        c, store!, _privateKey, staticKeys, _names, () => PeerEndpointChooser.Local(bind, transport.LocalPort), _time, _loggerFactory.CreateLogger<MeshControlPlane>(), RaiseStatusChanged);
+                        c, store!, _privateKey, staticKeys, _names, () => _options.LocalEndpointsForTests?.Invoke(transport.LocalPort) ?? PeerEndpointChooser.Local(bind, transport.LocalPort), _time, _loggerFactory.CreateLogger<MeshControlPlane>(), RaiseStatusChanged);
                     var self = await controlPlane.JoinOrRestoreAsync(cancellationToken).ConfigureAwait(false);
                     address = MeshControlPlane.ParseAddresses(self.Self.Addresses).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
                         ?? throw new MeshControlException(null, "the coordinator assigned this node no IPv4 address");

@@ -91,6 +91,12 @@ public sealed class MeshNodeOptions
     /// <summary>Timing of the direct/relay path choice (tests shorten it).</summary>
     internal WireGuard.PathTiming PathTiming { get; set; } = WireGuard.PathTiming.Default;
 
+    /// <summary>
+    /// Tests only: the node's own endpoints to publish, from its UDP port, instead of its interface
+    /// addresses (so a test can publish an endpoint that never answers before the one that does).
+    /// </summary>
+    internal Func<int, IReadOnlyList<string>>? LocalEndpointsForTests { get; set; }
+
     /// <summary>Whether the node answers DNS for the mesh's names on its mesh address, UDP and TCP port 53.</summary>
     /// <remarks>
     /// Default true. Mesh names (<c>name.tunnelmesh</c>) get A and AAAA records, mesh addresses PTR

@@ -705,7 +705,8 @@ internal sealed class MeshControlPlane : IAsyncDisposable
             allowed.Add(new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128));
         }
 
-        return new PeerConfig(key, new byte[32], PeerEndpointChooser.Choose(info.Endpoints), allowed, null);
+        var candidates = PeerEndpointChooser.Candidates(info.Endpoints);
+        return new PeerConfig(key, new byte[32], candidates.Count > 0 ? candidates[0] : default, allowed, null, candidates);
     }
 
     // What the device uses: a difference means reconfiguring the peer.

@@ -20,22 +20,43 @@ internal static class PeerEndpointChooser
     /// </summary>
     public static Endpoint Choose(IReadOnlyList<string>? endpoints)
     {
-        if (endpoints is null)
+        var candidates = Candidates(endpoints);
+        return candidates.Count > 0 ? candidates[0] : default;
+    }
+
+    /// <summary>
+    /// Every usable endpoint of the peer's list, in its order, without repeats and at most
+    /// <see cref="MaxPublished"/>: the direct paths to probe (its interface addresses, its STUN
+    /// reflexive addresses). Entries that do not parse, have no port, or name an unspecified or
+    /// multicast address are skipped.
+    /// </summary>
+    public static IReadOnlyList<Endpoint> Candidates(IReadOnlyList<string>? endpoints)
+    {
+        if (endpoints is null || endpoints.Count == 0)
         {
-            return default;
+            return [];
         }
 
+        var candidates = new List<Endpoint>(Math.Min(endpoints.Count, MaxPublished));
         foreach (string text in endpoints)
         {
             if (IPEndPoint.TryParse(text, out var ip) && ip.Port > 0
                 && !ip.Address.Equals(IPAddress.Any) && !ip.Address.Equals(IPAddress.IPv6Any)
                 && !IsMulticast(ip.Address))
             {
-                return Endpoint.FromIPEndPoint(ip);
+                var endpoint = Endpoint.FromIPEndPoint(ip);
+                if (!candidates.Contains(endpoint))
+                {
+                    candidates.Add(endpoint);
+                    if (candidates.Count == MaxPublished)
+                    {
+                        break;
+                    }
+                }
             }
         }
 
-        return default;
+        return candidates;
     }
 
     /// <summary>

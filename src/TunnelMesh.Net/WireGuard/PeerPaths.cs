@@ -42,7 +42,8 @@ internal enum PathEvidence
 
 /// <summary>
 /// The path choice of one peer when the node has a relay. Every peer starts on the relay, so it is
-/// reachable from its first packet. While on the relay, the peer's known direct endpoint is pinged
+/// reachable from its first packet. While on the relay, the peer's known direct endpoint and every
+/// candidate the coordinator published for it (its interface and STUN reflexive addresses) are pinged
 /// every <see cref="PathTiming.ProbeInterval"/> (and handshake initiations go both ways); the peer
 /// moves to direct when a round trip over UDP succeeds (a pong or handshake response arrives directly)
 /// or when the peer itself sends us traffic directly (it has proven the path from its side). A direct
@@ -68,6 +69,7 @@ internal sealed class PeerPaths : IDisposable
     private readonly Lock _gate = new();
     private readonly ITimer _timer;
     private Endpoint _direct;
+    private IReadOnlyList<Endpoint> _candidates;
     private PeerPath _path = PeerPath.Relay;
     private long _lastDirectHeard = long.MinValue;
     private long _lastTick;
@@ -75,11 +77,12 @@ internal sealed class PeerPaths : IDisposable
     private long _silentSince = long.MinValue;
     private bool _disposed;
 
-    public PeerPaths(WireGuardPeer peer, Endpoint relay, Endpoint direct, TimeProvider time, PathTiming timing, Action<WireGuardPeer, PeerPath> changed)
+    public PeerPaths(WireGuardPeer peer, Endpoint relay, Endpoint direct, IReadOnlyList<Endpoint> candidates, TimeProvider time, PathTiming timing, Action<WireGuardPeer, PeerPath> changed)
     {
         _peer = peer;
         Relay = relay;
         _direct = direct;
+        _candidates = candidates;
         _time = time;
         _timing = timing;
         _changed = changed;
@@ -120,14 +123,22 @@ internal sealed class PeerPaths : IDisposable
     /// (it restarted on another port, or moved), so the one in use may be dead, and the relay always
     /// reaches it; a round trip to the new endpoint moves it to direct again.
     /// </summary>
-    public void OfferDirect(Endpoint endpoint)
+    /// <param name="endpoint">The first usable published endpoint.</param>
+    /// <param name="candidates">Every usable published endpoint, probed too while on the relay.</param>
+    public void OfferDirect(Endpoint endpoint, IReadOnlyList<Endpoint> candidates)
     {
         bool fellBack = false;
         lock (_gate)
         {
-            if (_disposed || endpoint == _direct)
+            if (_disposed)
             {
                 return;
+            }
+
+            _candidates = candidates;
+            if (endpoint == _direct || (_path == PeerPath.Direct && candidates.Contains(_direct)))
+            {
+                return; // the path in use is still one the peer publishes
             }
 
             _direct = endpoint;
@@ -203,6 +214,7 @@ internal sealed class PeerPaths : IDisposable
         long now = _time.GetTimestamp();
         long tx = _peer.TxBytes;
         Endpoint ping = default;
+        IReadOnlyList<Endpoint> others = [];
         bool fellBack = false;
         lock (_gate)
         {
@@ -214,6 +226,7 @@ internal sealed class PeerPaths : IDisposable
             if (_path == PeerPath.Relay)
             {
                 ping = _direct;
+                others = _candidates;
             }
             else
             {
@@ -255,6 +268,17 @@ internal sealed class PeerPaths : IDisposable
         if (ping.IsSet)
         {
             _peer.SendPathControl(PathControl.Ping, ping);
+        }
+
+        // Every other published candidate too (at most PeerEndpointChooser.MaxPublished): the first to
+        // answer with a pong becomes the direct path (OnAuthenticated), so the peer's LAN address wins
+        // on a LAN and its reflexive address across NATs, whatever order it published them in.
+        foreach (var candidate in others)
+        {
+            if (candidate != ping && candidate.IsSet)
+            {
+                _peer.SendPathControl(PathControl.Ping, candidate);
+            }
         }
     }
 

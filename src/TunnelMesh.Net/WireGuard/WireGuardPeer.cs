@@ -156,16 +156,16 @@ internal sealed class WireGuardPeer
     {
         var old = Volatile.Read(ref _config);
         Volatile.Write(ref _config, config);
-        if (config.Endpoint.IsSet && config.Endpoint != old.Endpoint)
+        if (Paths is { } paths)
         {
-            if (Paths is { } paths)
+            if (config.Endpoint.IsSet && (config.Endpoint != old.Endpoint || !SameCandidates(config.Candidates, old.Candidates)))
             {
-                paths.OfferDirect(config.Endpoint); // the path choice decides when to use it
+                paths.OfferDirect(config.Endpoint, config.Candidates ?? []); // the path choice decides when to use them
             }
-            else
-            {
-                SetEndpoint(config.Endpoint);
-            }
+        }
+        else if (config.Endpoint.IsSet && config.Endpoint != old.Endpoint)
+        {
+            SetEndpoint(config.Endpoint);
         }
     }
 
@@ -174,7 +174,7 @@ internal sealed class WireGuardPeer
     /// <summary>Puts the peer on the relay and starts choosing its path (before <see cref="Start"/>).</summary>
     internal void EnablePaths(Endpoint relay, PathTiming timing, Action<WireGuardPeer, PeerPath> changed)
     {
-        Paths = new PeerPaths(this, relay, Config.Endpoint, _device.Time, timing, changed);
+        Paths = new PeerPaths(this, relay, Config.Endpoint, Config.Candidates ?? [], _device.Time, timing, changed);
         SetEndpoint(relay);
     }
 
@@ -741,6 +741,9 @@ internal sealed class WireGuardPeer
         Cookies.Dispose();
     }
 
+    private static bool SameCandidates(IReadOnlyList<Endpoint>? a, IReadOnlyList<Endpoint>? b) =>
+        (a ?? []).SequenceEqual(b ?? []);
+
     private sealed class EndpointBox(Endpoint value)
     {
         public Endpoint Value { get; } = value;
@@ -748,9 +751,17 @@ internal sealed class WireGuardPeer
 }
 
 /// <summary>A peer's static configuration, as the device uses it.</summary>
+/// <param name="PublicKey">The peer's static public key.</param>
+/// <param name="PresharedKey">The preshared key (all zero when none).</param>
+/// <param name="Endpoint">Where packets go first (wg's Endpoint; with a coordinator, the first usable published endpoint).</param>
+/// <param name="Candidates">With a coordinator, every usable published endpoint of the peer: the direct paths that
+/// are probed while the peer is on the relay. Empty for a static peer (its <paramref name="Endpoint"/> is the one).</param>
+/// <param name="AllowedIps">The peer's allowed IPs.</param>
+/// <param name="PersistentKeepalive">wg's PersistentKeepalive, if any.</param>
 internal sealed record PeerConfig(
     NodePublicKey PublicKey,
     byte[] PresharedKey,
     Endpoint Endpoint,
     IReadOnlyList<IPNetwork> AllowedIps,
-    TimeSpan? PersistentKeepalive);
+    TimeSpan? PersistentKeepalive,
+    IReadOnlyList<Endpoint>? Candidates = null);
