@@ -29,7 +29,7 @@ public sealed class NodePrivateKey : IEquatable<NodePrivateKey>
     /// <summary>The raw key bytes.</summary>
     internal ReadOnlySpan<byte> Bytes => _key;
 
-    /// <summary>Generates a new random key (X25519 through NSec/libsodium), clamped as <c>wg genkey</c> does.</summary>
+    /// <summary>Generates a new random key (libsodium's generator), clamped as <c>wg genkey</c> does.</summary>
     public static NodePrivateKey Generate()
     {
         var key = new byte[Length];

@@ -15,7 +15,9 @@ internal sealed class CookieGenerator : IDisposable
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
     private readonly byte[] _mac1Key = new byte[Blake2s.MaxOutputSize];
-    private readonly CookieAead _cookieAead;
+    private readonly byte[] _cookieKey = new byte[Blake2s.MaxOutputSize];
+    private CookieAead? _cookieAead;
+    private bool _disposed;
     private readonly byte[] _lastMac1 = new byte[MacSize];
     private readonly byte[] _cookie = new byte[WireGuardSpec.CookieSize];
     private bool _hasLastMac1;
@@ -28,9 +30,7 @@ internal sealed class CookieGenerator : IDisposable
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
         Blake2s.Hash(ProtocolConstants.LabelMac1, remoteStatic.Bytes, _mac1Key);
-        Span<byte> cookieKey = stackalloc byte[Blake2s.MaxOutputSize];
-        Blake2s.Hash(ProtocolConstants.LabelCookie, remoteStatic.Bytes, cookieKey);
-        _cookieAead = new CookieAead(cookieKey);
+        Blake2s.Hash(ProtocolConstants.LabelCookie, remoteStatic.Bytes, _cookieKey);
     }
 
     /// <summary>Fills mac1 and mac2 of a 148-byte initiation or 92-byte response, and remembers mac1.</summary>
@@ -75,11 +75,15 @@ internal sealed class CookieGenerator : IDisposable
         Span<byte> cookie = stackalloc byte[WireGuardSpec.CookieSize];
         lock (_gate)
         {
-            if (!_hasLastMac1)
+            if (!_hasLastMac1 || _disposed)
             {
                 return false;
             }
 
+            // The NSec key is a libsodium guarded allocation (pages of its own), so it is made only when
+            // this peer first sends a cookie reply (it is under load), not for every peer; the key is
+            // derived from the peer's public key and is no secret.
+            _cookieAead ??= new CookieAead(_cookieKey);
             var encrypted = message.EncryptedCookie;
             if (!_cookieAead.TryOpen(message.Nonce, encrypted, _lastMac1, cookie))
             {
@@ -102,7 +106,8 @@ internal sealed class CookieGenerator : IDisposable
         {
             CryptographicOperations.ZeroMemory(_cookie);
             _hasCookie = false;
-            _cookieAead.Dispose();
+            _disposed = true;
+            _cookieAead?.Dispose();
         }
     }
 }
