@@ -48,6 +48,7 @@ public static class MeshCoordinatorServiceCollectionExtensions
         services.TryAddSingleton<EphemeralNodeReaper>();
         services.TryAddSingleton<CoordinatorApi>();
         services.TryAddSingleton<ReplicaRelayMetrics>();
+        services.TryAddSingleton<ReplicaLinkRoute>();
         services.TryAddSingleton<ReplicaRelay>();
 
         // Hosted services start in this order: the schema first.

@@ -22,11 +22,10 @@ internal static class ReplicaLinkEndpoint
     /// <summary>Maps the endpoint at <paramref name="pattern"/> and tells the replica relay where it is.</summary>
     public static IEndpointConventionBuilder MapReplicaLink(this IEndpointRouteBuilder endpoints, string pattern, string fullPath)
     {
-        var replicas = endpoints.ServiceProvider.GetRequiredService<ReplicaRelay>();
-        replicas.LinkPath = fullPath;
+        endpoints.ServiceProvider.GetRequiredService<ReplicaLinkRoute>().Path = fullPath;
         var branch = endpoints.CreateApplicationBuilder();
         branch.UseWebSockets();
-        branch.Run(context => ServeAsync(context, replicas));
+        branch.Run(context => ServeAsync(context, context.RequestServices.GetRequiredService<ReplicaRelay>()));
         return endpoints.Map(pattern, branch.Build()).WithDisplayName("TunnelMesh replica link");
     }
 

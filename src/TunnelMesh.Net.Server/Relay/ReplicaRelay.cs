@@ -9,6 +9,12 @@ using TunnelMesh.Net.Server.Stores;
 
 namespace TunnelMesh.Net.Server.Relay;
 
+/// <summary>Where <c>MapMeshCoordinator</c> mapped the replica-link endpoint (its path below the replica's URL).</summary>
+internal sealed class ReplicaLinkRoute
+{
+    public string Path { get; set; } = "/api/v1/relay/replica";
+}
+
 /// <summary>
 /// The relay across coordinator replicas (docs/RELAY.md). When <see cref="MeshCoordinatorOptions.ReplicaUrl"/>
 /// and <see cref="MeshCoordinatorOptions.ClusterSecret"/> are set, this replica registers itself in
@@ -42,6 +48,7 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
     private readonly ChangeSignal _pendingSignal = new();
     private readonly byte[]? _secretHash;
     private IRelayDirectory? _directory;
+    private readonly ReplicaLinkRoute _route;
     private Uri? _linkUrl;
 
     public ReplicaRelay(
@@ -49,6 +56,7 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
         IMeshStore store,
         IOptions<MeshCoordinatorOptions> options,
         ReplicaRelayMetrics metrics,
+        ReplicaLinkRoute route,
         TimeProvider? time = null,
         ILogger<ReplicaRelay>? logger = null)
     {
@@ -56,6 +64,7 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
         _store = store;
         _options = options.Value;
         Metrics = metrics;
+        _route = route;
         _time = time ?? TimeProvider.System;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         Routes = new ReplicaRoutes(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)));
@@ -75,9 +84,6 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
     public ReplicaRoutes Routes { get; }
 
     public ReplicaRelayMetrics Metrics { get; }
-
-    /// <summary>The path of the replica-link endpoint, below <see cref="MeshCoordinatorOptions.ReplicaUrl"/> (set by <c>MapMeshCoordinator</c>).</summary>
-    public string LinkPath { get; set; } = "/api/v1/relay/replica";
 
     /// <summary>The outgoing links now, by replica id.</summary>
     internal IReadOnlyDictionary<string, ReplicaLink> Links => _links;
@@ -111,8 +117,9 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
         _directory = _store as IRelayDirectory ?? throw new InvalidOperationException(
             $"{nameof(MeshCoordinatorOptions)}.{nameof(MeshCoordinatorOptions.ReplicaUrl)}: the relay across replicas needs the PostgreSQL store " +
             $"({nameof(MeshCoordinatorOptions.PostgresConnectionString)}); the store in use is {_store.GetType().Name}.");
-        _linkUrl = LinkUrl(new Uri(_options.ReplicaUrl!, UriKind.Absolute), LinkPath);
+        _linkUrl = LinkUrl(new Uri(_options.ReplicaUrl!, UriKind.Absolute), _route.Path);
         _hub.Replicas = this;
+        Metrics.Enable();
         RelayLog.ReplicaStarted(_logger, Id, _linkUrl);
         return base.StartAsync(cancellationToken);
     }

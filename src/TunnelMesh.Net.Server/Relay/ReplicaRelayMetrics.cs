@@ -36,6 +36,7 @@ internal sealed class ReplicaRelayMetrics : IDisposable
     private long _oversize;
     private long _refusedLinks;
     private int _links;
+    private bool _enabled;
 
     public ReplicaRelayMetrics(IMeterFactory? meterFactory = null)
     {
@@ -46,7 +47,11 @@ internal sealed class ReplicaRelayMetrics : IDisposable
         _received = _meter.CreateCounter<long>("tunnelmesh.coordinator.replica.received", "{frame}", "Relay frames from other replicas handed to a node attached here");
         _dropped = _meter.CreateCounter<long>("tunnelmesh.coordinator.replica.dropped", "{frame}", "Relay frames between replicas dropped, by reason");
         _refused = _meter.CreateCounter<long>("tunnelmesh.coordinator.replica.refused", "{request}", "Replica-link requests refused as unauthenticated");
-        _meter.CreateObservableUpDownCounter("tunnelmesh.coordinator.replica.links", () => Volatile.Read(ref _links), "{link}", "Links to other replicas connected now");
+        _meter.CreateObservableUpDownCounter(
+            "tunnelmesh.coordinator.replica.links",
+            () => Volatile.Read(ref _enabled) ? [new Measurement<int>(Volatile.Read(ref _links))] : Array.Empty<Measurement<int>>(),
+            "{link}",
+            "Links to other replicas connected now");
     }
 
     public ReplicaRelayStatistics Statistics => new(
@@ -90,6 +95,9 @@ internal sealed class ReplicaRelayMetrics : IDisposable
         Interlocked.Increment(ref _refusedLinks);
         _refused.Add(1);
     }
+
+    /// <summary>Publishes the links gauge (only a coordinator running as a replica has one).</summary>
+    public void Enable() => Volatile.Write(ref _enabled, true);
 
     public void LinkUp() => Interlocked.Increment(ref _links);
 
