@@ -20,7 +20,8 @@ namespace TunnelMesh.Net.Server.Relay;
 /// <para>
 /// Each connection has a bounded send queue drained by its own loop, so a slow receiver never
 /// slows the sender: a frame to a full queue is dropped and counted, as are frames to keys with no
-/// connection. A second connection with the same key replaces the first (which is closed with 1008,
+/// connection here that no other coordinator replica holds either (<see cref="ReplicaRelay"/> forwards
+/// the others). A second connection with the same key replaces the first (which is closed with 1008,
 /// "replaced"). A frame over <see cref="MeshRelayOptions.MaxMessageSize"/> closes its connection with 1009.
 /// </para>
 /// <para>
