@@ -69,6 +69,7 @@ internal static class ReplicaLinkEndpoint
             KeepAliveInterval = replicas.Hub.Options.KeepAliveInterval,
         }).ConfigureAwait(false);
         RelayLog.LinkAccepted(replicas.Logger, from);
+        replicas.LinkArrivedFrom(from);
         try
         {
             await ReceiveAsync(socket, replicas, context.RequestAborted).ConfigureAwait(false);

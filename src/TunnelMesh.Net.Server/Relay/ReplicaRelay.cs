@@ -50,6 +50,7 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
     private IRelayDirectory? _directory;
     private readonly ReplicaLinkRoute _route;
     private Uri? _linkUrl;
+    private int _refreshRequested;
 
     public ReplicaRelay(
         RelayHub hub,
@@ -144,7 +145,7 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
             try
             {
                 await FlushPendingAsync(stoppingToken).ConfigureAwait(false);
-                if (_time.GetUtcNow() >= nextHeartbeat)
+                if (_time.GetUtcNow() >= nextHeartbeat || Interlocked.Exchange(ref _refreshRequested, 0) != 0)
                 {
                     await HeartbeatAsync(stoppingToken).ConfigureAwait(false);
                     nextHeartbeat = _time.GetUtcNow() + _options.ReplicaHeartbeatInterval;
@@ -185,7 +186,15 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
 
             // What the hub says now wins over what was queued (an attach and a detach may both have happened).
             attached = _hub.IsConnected(key);
-            await _directory!.SetAttachmentAsync(key.ToArray(), Id, attached, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _directory!.SetAttachmentAsync(key.ToArray(), Id, attached, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                _pending.TryAdd(key, attached); // written on the next round
+                throw;
+            }
         }
     }
 
@@ -217,12 +226,21 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
             }
         }
 
-        // Local nodes the table places elsewhere (or nowhere) are recorded here again.
+        // Local nodes the table places elsewhere (or nowhere) are recorded here again, and nodes
+        // recorded here that are gone are recorded as gone (a write that failed is made good).
         foreach (var key in _hub.LocalKeys)
         {
             if (Routes.AttachedTo(key) != Id)
             {
                 _pending[key] = true;
+            }
+        }
+
+        foreach (var key in Routes.KeysAttachedTo(Id))
+        {
+            if (!_hub.IsConnected(key))
+            {
+                _pending[key] = false;
             }
         }
 
@@ -239,6 +257,18 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// A replica this one has no link to opened a link here (it just started): re-read the live
+    /// replicas now instead of at the next heartbeat, so the link back opens at once.
+    /// </summary>
+    public void LinkArrivedFrom(string replicaId)
+    {
+        if (!_links.ContainsKey(replicaId) && Interlocked.Exchange(ref _refreshRequested, 1) == 0)
+        {
+            _pendingSignal.Notify();
         }
     }
 

@@ -71,6 +71,18 @@ internal sealed class ReplicaRoutes(string selfId)
         }
     }
 
+    /// <summary>The keys recorded as attached to <paramref name="replicaId"/>.</summary>
+    public IEnumerable<RelayKey> KeysAttachedTo(string replicaId)
+    {
+        foreach (var (key, attachment) in _attachments)
+        {
+            if (attachment.ReplicaId == replicaId)
+            {
+                yield return key;
+            }
+        }
+    }
+
     /// <summary>The replica recorded for <paramref name="key"/> (this one included), or null.</summary>
     public string? AttachedTo(RelayKey key) => _attachments.TryGetValue(key, out var a) ? a.ReplicaId : null;
 

@@ -49,6 +49,8 @@ public sealed class ReplicaRoutesTests
         routes.Apply(key, "one", 11); // now attached here
         Assert.Null(routes.Lookup(key, Now));
         Assert.Equal("one", routes.AttachedTo(key));
+        Assert.Equal([key], routes.KeysAttachedTo("one"));
+        Assert.Empty(routes.KeysAttachedTo("three"));
         Assert.Equal(11, routes.Sequence);
     }
 
