@@ -9,7 +9,7 @@ namespace TunnelMesh.Net.Server.Relay;
 /// This replica's outgoing link to one other replica: a WebSocket to its replica-link endpoint,
 /// opened with the cluster secret, that carries frames of destination key, source key and message
 /// (docs/RELAY.md). Frames wait in a bounded queue; when it is full a frame is dropped and counted
-/// (the sender never waits). The link reconnects after a failure (1 s, doubling up to 10 s) and keeps
+/// (the sender never waits). A connection attempt gives up after 10 s. The link reconnects after a failure (1 s, doubling up to 10 s) and keeps
 /// the queued frames meanwhile. It only sends: the other replica's link to this one carries the other way.
 /// </summary>
 internal sealed class ReplicaLink : IAsyncDisposable
@@ -20,6 +20,7 @@ internal sealed class ReplicaLink : IAsyncDisposable
     private const int HeaderLength = 2 * RelayKey.Length;
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LastBackoff = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
 
     private readonly Channel<Frame> _queue;
     private readonly string _selfId;
@@ -92,7 +93,12 @@ internal sealed class ReplicaLink : IAsyncDisposable
                 socket.Options.SetRequestHeader("Authorization", "Bearer " + _secret);
                 socket.Options.SetRequestHeader(ReplicaHeader, _selfId);
                 socket.Options.KeepAliveInterval = _keepAlive;
-                await socket.ConnectAsync(Url, stop).ConfigureAwait(false);
+                using (var connecting = CancellationTokenSource.CreateLinkedTokenSource(stop))
+                {
+                    connecting.CancelAfter(ConnectTimeout); // a replica that accepts but never answers must not hold the link
+                    await socket.ConnectAsync(Url, connecting.Token).ConfigureAwait(false);
+                }
+
                 RelayLog.LinkConnected(_logger, ReplicaId, Url);
                 backoff = FirstBackoff;
                 Interlocked.Exchange(ref _connected, 1);
@@ -111,7 +117,9 @@ internal sealed class ReplicaLink : IAsyncDisposable
             {
                 return;
             }
-            catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or HttpRequestException)
+#pragma warning disable CA1031 // whatever broke this attempt, the link tries again after the backoff
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
                 RelayLog.LinkFailed(_logger, ReplicaId, Url, ex);
             }

@@ -21,7 +21,8 @@ namespace TunnelMesh.Net.Server.Tests.Relay;
 /// <summary>
 /// Coordinator replicas on real Kestrel (127.0.0.1) sharing one PostgreSQL database (TM_TEST_POSTGRES),
 /// in a schema of their own that is dropped at the end. Each replica runs with the replica options
-/// (its own URL, one cluster secret) and otherwise the defaults.
+/// (its own URL, one cluster secret) and otherwise the defaults (the store comes from a factory only to
+/// put it in the test's schema).
 /// </summary>
 internal sealed class ReplicaCluster : IAsyncDisposable
 {
@@ -75,7 +76,6 @@ internal sealed class ReplicaCluster : IAsyncDisposable
             {
                 o.AdminCredential = CoordinatorHost.AdminCredential;
                 o.StoreFactory = _ => new PostgresMeshStore(cs, _schema);
-                o.JoinPermitsPerMinute = 10_000;
                 o.ReplicaUrl = url.AbsoluteUri;
                 o.ClusterSecret = Secret;
             });
