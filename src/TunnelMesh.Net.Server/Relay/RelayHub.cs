@@ -161,6 +161,7 @@ public sealed class RelayHub : IDisposable
             {
                 Replicas?.Detached(key);
             }
+
             connection.RequestClose(WebSocketCloseStatus.NormalClosure, null, _options.CloseTimeout);
             await sending.ConfigureAwait(false);
             connection.DrainQueue();

@@ -139,6 +139,7 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         DateTimeOffset nextHeartbeat = DateTimeOffset.MinValue;
+        DateTimeOffset lastFailureLogged = DateTimeOffset.MinValue;
         while (!stoppingToken.IsCancellationRequested)
         {
             Task woken = _pendingSignal.Next;
@@ -161,7 +162,13 @@ internal sealed class ReplicaRelay : BackgroundService, IRelayReplicaBridge
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                RelayLog.DirectoryFailed(_logger, ex);
+                // At most one warning per heartbeat interval while the store stays out of reach.
+                DateTimeOffset now = _time.GetUtcNow();
+                if (now - lastFailureLogged >= _options.ReplicaHeartbeatInterval)
+                {
+                    lastFailureLogged = now;
+                    RelayLog.DirectoryFailed(_logger, ex);
+                }
             }
 
             try
