@@ -61,14 +61,71 @@ public sealed class ReplicaRelayEndToEndTests
         }
     }
 
+    [PostgresFact]
+    public async Task When_a_load_balancer_moves_a_node_to_another_replica_its_frames_follow()
+    {
+        await using ReplicaCluster cluster = await ReplicaCluster.StartAsync(2);
+        ReplicaCluster.Replica one = cluster.Replicas[0], two = cluster.Replicas[1];
+        string key = await one.CreateReusableKeyAsync();
+        await cluster.LinkedAsync();
+
+        // b reaches the coordinator (map stream and relay) through a balancer that sends it to replica 2 first.
+        await using var balancer = new SwitchingTcpProxy(two.Url);
+        DirectoryInfo root = Directory.CreateTempSubdirectory("tm-replicas-");
+        var nodes = new List<MeshNode>();
+        try
+        {
+            MeshNode a = await StartNodeAsync(nodes, one.Url, key, "a", root);
+            MeshNode b = await StartNodeAsync(nodes, balancer.Url, key, "b", root);
+            MeshNode c = await StartNodeAsync(nodes, two.Url, key, "c", root);
+            await KestrelMesh.PeerAsync(a, "b");
+            await KestrelMesh.PeerAsync(c, "b");
+            await KestrelMesh.PeerAsync(b, "a");
+            await KestrelMesh.PeerAsync(b, "c");
+            await using MeshTcpListener listener = await b.ListenAsync(7500);
+            await Await.UntilAsync(() => two.Hub.IsConnected(b.PublicKey), TimeSpan.FromSeconds(60), "b on replica 2");
+
+            // a (replica 1) to b (replica 2): across the link.
+            await KestrelMesh.TransferAsync(a, "b", listener, 1 << 20, seed: 81);
+            Assert.True(one.Metrics.Statistics.ForwardedBytes > 1 << 20);
+
+            // The balancer moves b to replica 1 (its connections are cut; it reconnects there).
+            balancer.Switch(one.Url);
+            await Await.UntilAsync(() => one.Hub.IsConnected(b.PublicKey) && !two.Hub.IsConnected(b.PublicKey), TimeSpan.FromSeconds(60), "b on replica 1");
+
+            // a to b is now local to replica 1: nothing crosses its link.
+            long before = one.Metrics.Statistics.Forwarded;
+            await KestrelMesh.TransferAsync(a, "b", listener, 1 << 20, seed: 82);
+            Assert.Equal(before, one.Metrics.Statistics.Forwarded);
+
+            // c (replica 2) to b follows b to replica 1.
+            long fromTwo = two.Metrics.Statistics.ForwardedBytes;
+            await KestrelMesh.TransferAsync(c, "b", listener, 1 << 20, seed: 83);
+            Assert.True(two.Metrics.Statistics.ForwardedBytes - fromTwo > 1 << 20, "c's data crossed from replica 2 to replica 1");
+            Assert.Equal(MeshPeerPath.Relay, c.GetStatus().FindPeer("b")!.Path);
+        }
+        finally
+        {
+            for (int i = nodes.Count - 1; i >= 0; i--)
+            {
+                await nodes[i].DisposeAsync();
+            }
+
+            root.Delete(recursive: true);
+        }
+    }
+
     // Each node's control URL is its own replica, so its relay is that replica's (<control>/api/v1/relay).
     // Its UDP socket is wrapped in a decorator that drops every datagram (a test-only transport hook, as in
     // BlockedUdpTests): the direct path can never work, so all traffic between the nodes takes the relay.
-    private static async Task<MeshNode> StartNodeAsync(List<MeshNode> nodes, ReplicaCluster.Replica replica, string key, string name, DirectoryInfo root)
+    private static Task<MeshNode> StartNodeAsync(List<MeshNode> nodes, ReplicaCluster.Replica replica, string key, string name, DirectoryInfo root) =>
+        StartNodeAsync(nodes, replica.Url, key, name, root);
+
+    private static async Task<MeshNode> StartNodeAsync(List<MeshNode> nodes, Uri controlUrl, string key, string name, DirectoryInfo root)
     {
         var options = new MeshNodeOptions
         {
-            ControlUrl = replica.Url,
+            ControlUrl = controlUrl,
             AuthKey = key,
             Hostname = name,
             StateDirectory = Path.Combine(root.FullName, name),
