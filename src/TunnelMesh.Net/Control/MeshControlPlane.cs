@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Http;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
@@ -55,6 +54,8 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private PeerMapMessage? _pendingMap;
     private WireGuardDevice? _device;
     private IReadOnlyList<string> _extraEndpoints = [];
+    private readonly Lock _extraGate = new();
+    private SortedDictionary<CandidateKind, IReadOnlyList<string>> _extraByKind = [];
     private IReadOnlyList<string>? _reportedEndpoints;
     private Task? _loop;
     private long _version;
@@ -101,11 +102,64 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     /// Extra endpoints to publish beside the local ones (the reflexive endpoint STUN learned);
     /// setting them reports the new list to the coordinator.
     /// </summary>
-    internal void SetExtraEndpoints(IReadOnlyList<string> endpoints)
+    internal void SetExtraEndpoints(IReadOnlyList<string> endpoints) => SetExtraEndpoints(endpoints, CandidateKind.Reflexive);
+
+    /// <summary>
+    /// Extra endpoints of one <paramref name="kind"/> (reflexive from STUN, port-mapped from a router)
+    /// to publish beside the local ones, replacing the earlier ones of that kind; reports the new list.
+    /// </summary>
+    internal void SetExtraEndpoints(IReadOnlyList<string> endpoints, CandidateKind kind)
     {
-        Volatile.Write(ref _extraEndpoints, endpoints);
+        lock (_extraGate)
+        {
+            var next = new SortedDictionary<CandidateKind, IReadOnlyList<string>>(_extraByKind) { [kind] = endpoints };
+            var all = new List<string>();
+            foreach (var list in next.Values)
+            {
+                all.AddRange(list);
+            }
+
+            _extraByKind = next;
+            Volatile.Write(ref _extraEndpoints, all);
+        }
+
         SignalEndpoints();
     }
+
+    /// <summary>
+    /// This node's candidates with their kinds, as published: interface addresses (local), then the
+    /// extra ones by kind. An interface address that a STUN server also saw is reported as reflexive
+    /// (no NAT in front: it is the node's internet address, not a LAN one).
+    /// </summary>
+    internal IReadOnlyList<PathCandidate> CurrentCandidates()
+    {
+        var extra = _extraByKind;
+        var result = new List<PathCandidate>();
+        foreach (string text in CurrentEndpoints())
+        {
+            if (!System.Net.IPEndPoint.TryParse(text, out var ip))
+            {
+                continue;
+            }
+
+            var kind = CandidateKind.Local;
+            foreach (var (k, list) in extra)
+            {
+                if (list.Contains(text, StringComparer.Ordinal))
+                {
+                    kind = k;
+                    break;
+                }
+            }
+
+            result.Add(new PathCandidate(Transport.Endpoint.FromIPEndPoint(ip), kind));
+        }
+
+        return result;
+    }
+
+    /// <summary>The network changed: the endpoints are checked and reported again at once.</summary>
+    internal void OnNetworkChanged() => SignalEndpoints();
 
     /// <summary>
     /// Joins the coordinator (with the saved token, else the auth key). When the coordinator cannot be
@@ -281,69 +335,61 @@ internal sealed class MeshControlPlane : IAsyncDisposable
 
     private async Task RunAsync(CancellationToken cancellationToken)
     {
-        NetworkChange.NetworkAddressChanged += OnNetworkAddressChanged;
-        try
+        int failures = 0;
+        while (!cancellationToken.IsCancellationRequested)
         {
-            int failures = 0;
-            while (!cancellationToken.IsCancellationRequested)
+            bool received = false;
+            try
             {
-                bool received = false;
-                try
+                if (!_joined)
                 {
-                    if (!_joined)
-                    {
-                        var response = await JoinAsync(cancellationToken).ConfigureAwait(false);
-                        Adopt(response);
-                        Apply(response.Map, persist: true);
-                    }
-
-                    using var socket = await _client.ConnectMapAsync(_token!, WebSocketKeepAlive, cancellationToken).ConfigureAwait(false);
-                    ControlLog.MapConnected(_logger, _client.MapUri);
-                    received = await RunConnectionAsync(socket, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (MeshControlException ex) when (ex.IsUnauthorized)
-                {
-                    ControlLog.TokenRefused(_logger, ex.Reason);
-                    if (_config.AuthKey is not null)
-                    {
-                        ForgetToken();
-                    }
-                    else
-                    {
-                        _joined = false;
-                    }
-                }
-#pragma warning disable CA1031 // the control loop must outlive any failure of the coordinator or the network
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    ControlLog.ControlFailed(_logger, ex.GetType().Name, ex.Message);
-                }
-                finally
-                {
-                    SetConnected(false);
+                    var response = await JoinAsync(cancellationToken).ConfigureAwait(false);
+                    Adopt(response);
+                    Apply(response.Map, persist: true);
                 }
 
-                failures = received ? 0 : failures + 1;
-                var delay = Backoff(failures);
-                ControlLog.Reconnecting(_logger, delay.TotalSeconds);
-                try
+                using var socket = await _client.ConnectMapAsync(_token!, WebSocketKeepAlive, cancellationToken).ConfigureAwait(false);
+                ControlLog.MapConnected(_logger, _client.MapUri);
+                received = await RunConnectionAsync(socket, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (MeshControlException ex) when (ex.IsUnauthorized)
+            {
+                ControlLog.TokenRefused(_logger, ex.Reason);
+                if (_config.AuthKey is not null)
                 {
-                    await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                    ForgetToken();
                 }
-                catch (OperationCanceledException)
+                else
                 {
-                    return;
+                    _joined = false;
                 }
             }
-        }
-        finally
-        {
-            NetworkChange.NetworkAddressChanged -= OnNetworkAddressChanged;
+#pragma warning disable CA1031 // the control loop must outlive any failure of the coordinator or the network
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                ControlLog.ControlFailed(_logger, ex.GetType().Name, ex.Message);
+            }
+            finally
+            {
+                SetConnected(false);
+            }
+
+            failures = received ? 0 : failures + 1;
+            var delay = Backoff(failures);
+            ControlLog.Reconnecting(_logger, delay.TotalSeconds);
+            try
+            {
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 
@@ -497,8 +543,6 @@ internal sealed class MeshControlPlane : IAsyncDisposable
 
         return all;
     }
-
-    private void OnNetworkAddressChanged(object? sender, EventArgs e) => SignalEndpoints();
 
     private void SignalEndpoints()
     {
