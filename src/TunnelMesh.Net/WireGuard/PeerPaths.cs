@@ -266,7 +266,7 @@ internal sealed class PeerPaths : IDisposable
 
             // Round trip (response), or the peer sends this way (transport), or a ping from a new
             // source while direct: roaming, unless the source is a known candidate worse than the path in use.
-            if (_path == PeerPath.Direct && PathCandidate.Rank(KindLocked(source)) < PathCandidate.Rank(KindLocked(_inUse)))
+            if (_path == PeerPath.Direct && IsKnownLocked(source) && PathCandidate.Rank(KindLocked(source)) < PathCandidate.Rank(KindLocked(_inUse)))
             {
                 return;
             }
@@ -748,6 +748,8 @@ internal sealed class PeerPaths : IDisposable
 
         return list;
     }
+
+    private bool IsKnownLocked(Endpoint endpoint) => _published.Contains(endpoint) || AnnouncedLocked(endpoint);
 
     private bool AnnouncedLocked(Endpoint endpoint)
     {
