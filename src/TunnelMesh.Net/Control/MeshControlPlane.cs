@@ -128,27 +128,33 @@ internal sealed class MeshControlPlane : IAsyncDisposable
 
     /// <summary>
     /// This node's candidates with their kinds, as published: interface addresses (local), then the
-    /// extra ones by kind. An interface address that a STUN server also saw is reported as reflexive
-    /// (no NAT in front: it is the node's internet address, not a LAN one).
+    /// extra ones by kind. A public interface address that a STUN server also saw is reported as
+    /// reflexive (no NAT in front: it is the node's internet address, not a LAN one); a loopback or
+    /// private one stays local (the STUN server is on the same network).
     /// </summary>
     internal IReadOnlyList<PathCandidate> CurrentCandidates()
     {
         var extra = _extraByKind;
+        var local = _localEndpoints();
         var result = new List<PathCandidate>();
         foreach (string text in CurrentEndpoints())
         {
-            if (!System.Net.IPEndPoint.TryParse(text, out var ip))
+            if (!IPEndPoint.TryParse(text, out var ip))
             {
                 continue;
             }
 
+            bool isLocal = local.Contains(text, StringComparer.Ordinal);
             var kind = CandidateKind.Local;
-            foreach (var (k, list) in extra)
+            if (!isLocal || !IsPrivate(ip.Address))
             {
-                if (list.Contains(text, StringComparer.Ordinal))
+                foreach (var (k, list) in extra)
                 {
-                    kind = k;
-                    break;
+                    if (list.Contains(text, StringComparer.Ordinal))
+                    {
+                        kind = k;
+                        break;
+                    }
                 }
             }
 
@@ -156,6 +162,30 @@ internal sealed class MeshControlPlane : IAsyncDisposable
         }
 
         return result;
+    }
+
+    // Loopback, RFC 1918, shared (RFC 6598), link-local, unique local (fc00::/7).
+    private static bool IsPrivate(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (IPAddress.IsLoopback(address) || address.IsIPv6LinkLocal || address.IsIPv6UniqueLocal)
+        {
+            return true;
+        }
+
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+        {
+            return false;
+        }
+
+        Span<byte> b = stackalloc byte[4];
+        address.TryWriteBytes(b, out _);
+        return b[0] == 10 || (b[0] == 172 && (b[1] & 0xF0) == 16) || (b[0] == 192 && b[1] == 168)
+            || (b[0] == 100 && (b[1] & 0xC0) == 64) || (b[0] == 169 && b[1] == 254);
     }
 
     /// <summary>The network changed: the endpoints are checked and reported again at once.</summary>

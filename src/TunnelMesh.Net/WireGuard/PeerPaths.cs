@@ -387,17 +387,23 @@ internal sealed class PeerPaths : IDisposable
         }
     }
 
-    /// <summary>A session with the peer came up: on the relay, call the peer and probe at once.</summary>
+    /// <summary>
+    /// A session with the peer came up: call the peer (so it learns our candidates' kinds), and on the
+    /// relay probe at once; the call goes through the relay then, so both sides probe together.
+    /// </summary>
     public void OnSessionUp()
     {
         lock (_gate)
         {
-            if (_disposed || _path != PeerPath.Relay)
+            if (_disposed)
             {
                 return;
             }
 
-            ResetRetryLocked(_time.GetTimestamp());
+            if (_path == PeerPath.Relay)
+            {
+                ResetRetryLocked(_time.GetTimestamp());
+            }
         }
 
         CallAndProbe();
@@ -441,14 +447,17 @@ internal sealed class PeerPaths : IDisposable
         }
     }
 
+    // Calls the peer (through the relay while relayed, else on the path in use) at most once per half
+    // probe interval, then probes what is due.
     private void CallAndProbe()
     {
         bool call;
+        Endpoint to;
         lock (_gate)
         {
             long now = _time.GetTimestamp();
-            call = _path == PeerPath.Relay
-                && (_lastCallSent == long.MinValue || _time.GetElapsedTime(_lastCallSent, now) >= _timing.ProbeInterval / 2);
+            to = _path == PeerPath.Relay ? Relay : _inUse;
+            call = _lastCallSent == long.MinValue || _time.GetElapsedTime(_lastCallSent, now) >= _timing.ProbeInterval / 2;
             if (call)
             {
                 _lastCallSent = now;
@@ -460,7 +469,7 @@ internal sealed class PeerPaths : IDisposable
             var local = _localCandidates();
             Span<byte> message = stackalloc byte[PathControl.MaxLength];
             int length = PathControl.WriteCallMeMaybe(message, local);
-            int sent = _peer.SendPathMessage(message[..length], Relay);
+            int sent = _peer.SendPathMessage(message[..length], to);
             if (sent > 0)
             {
                 Interlocked.Add(ref _controlTx, sent);
