@@ -192,9 +192,16 @@ internal sealed class PeerPaths : IDisposable
 
             bool changed = !_published.SequenceEqual(candidates);
             _published = candidates;
+            if (changed && _announced.Count > 0)
+            {
+                // The peer published anew (it restarted, or moved): what it announced before may be gone.
+                // It announces again with its next session.
+                _announced = _announced.FindAll(c => candidates.Contains(c.Endpoint));
+            }
+
             if (_path == PeerPath.Direct)
             {
-                if (endpoint == _direct || candidates.Contains(_inUse) || AnnouncedLocked(_inUse))
+                if (endpoint == _direct || candidates.Contains(_inUse))
                 {
                     return; // the path in use is still one the peer publishes
                 }
