@@ -43,8 +43,6 @@ namespace TunnelMesh.Net.WireGuard;
 /// </remarks>
 internal sealed class PeerPaths : IDisposable
 {
-    private const int MaxPending = 64;
-
     private readonly IPathPeer _peer;
     private readonly TimeProvider _time;
     private readonly PathTiming _timing;
@@ -54,9 +52,7 @@ internal sealed class PeerPaths : IDisposable
     private readonly Lock _gate = new();
     private readonly ITimer _timer;
     private readonly ProbeBudget _pongs;
-    private readonly Pending[] _pending = new Pending[MaxPending];
-    private readonly Dictionary<Endpoint, CandidateState> _results = [];
-    private int _pendingNext;
+    private readonly ProbeLog _probes;
     private Endpoint _direct;
     private Endpoint _inUse;
     private IReadOnlyList<Endpoint> _published;
@@ -76,8 +72,6 @@ internal sealed class PeerPaths : IDisposable
     private long _lastCallSent = long.MinValue;
     private long _lastCallHandled = long.MinValue;
     private int _round;
-    private int _lastProbeRound = -1;
-    private ProbeOutcome? _lastProbe;
     private bool _disposed;
 
     public PeerPaths(
@@ -100,6 +94,7 @@ internal sealed class PeerPaths : IDisposable
         _changed = changed;
         _localCandidates = localCandidates ?? (static () => []);
         _carriesConnections = carriesConnections;
+        _probes = new ProbeLog(time);
         _pongs = new ProbeBudget(time, timing.MaxPongsPerInterval, timing.ProbeInterval);
         long now = time.GetTimestamp();
         _lastTick = now;
@@ -162,11 +157,11 @@ internal sealed class PeerPaths : IDisposable
             var list = new List<CandidateState>();
             foreach (var c in CandidatesLocked())
             {
-                var r = _results.GetValueOrDefault(c.Endpoint);
+                var r = _probes.ResultOf(c.Endpoint);
                 list.Add(new CandidateState(c.Endpoint, c.Kind, r.LastPing, r.LastPong, r.RoundTrip));
             }
 
-            return new PathSnapshot(_path, _path == PeerPath.Direct && KindLocked(_inUse) == CandidateKind.Local, _path == PeerPath.Direct ? _inUse : default, _direct, list, _lastProbe);
+            return new PathSnapshot(_path, _path == PeerPath.Direct && KindLocked(_inUse) == CandidateKind.Local, _path == PeerPath.Direct ? _inUse : default, _direct, list, _probes.Last);
         }
     }
 
@@ -304,28 +299,14 @@ internal sealed class PeerPaths : IDisposable
                 return;
             }
 
-            int index = FindPendingLocked(txid);
-            if (index < 0)
+            switch (_probes.Answered(txid, source))
             {
-                Interlocked.Increment(ref Counters.PongsUnmatched);
-                return;
-            }
-
-            var ping = _pending[index];
-            _pending[index] = default;
-            if (ping.Endpoint != source)
-            {
-                Interlocked.Increment(ref Counters.PongsFromElsewhere);
-                return;
-            }
-
-            var now = _time.GetUtcNow();
-            var rtt = _time.GetElapsedTime(ping.SentAt);
-            var r = _results.GetValueOrDefault(source);
-            _results[source] = r with { Endpoint = source, LastPong = now, RoundTrip = rtt };
-            if (ping.Round == _lastProbeRound && _lastProbe is { Answered: false })
-            {
-                _lastProbe = new ProbeOutcome(now - rtt, source, true, rtt);
+                case PongMatch.Unmatched:
+                    Interlocked.Increment(ref Counters.PongsUnmatched);
+                    return;
+                case PongMatch.FromElsewhere:
+                    Interlocked.Increment(ref Counters.PongsFromElsewhere);
+                    return;
             }
 
             if (_path == PeerPath.Direct && source == _inUse)
@@ -672,7 +653,7 @@ internal sealed class PeerPaths : IDisposable
     {
         Span<byte> id = stackalloc byte[8];
         RandomNumberGenerator.Fill(id);
-        ulong txid = BitConverterFree(id);
+        ulong txid = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(id);
         lock (_gate)
         {
             if (_disposed)
@@ -680,21 +661,7 @@ internal sealed class PeerPaths : IDisposable
                 return;
             }
 
-            _pending[_pendingNext] = new Pending(txid, endpoint, _time.GetTimestamp(), round);
-            _pendingNext = (_pendingNext + 1) % MaxPending;
-            var now = _time.GetUtcNow();
-            var r = _results.GetValueOrDefault(endpoint);
-            _results[endpoint] = r with { Endpoint = endpoint, LastPing = now };
-            if (_results.Count > 4 * PathControl.MaxCandidates)
-            {
-                PruneResultsLocked();
-            }
-
-            if (round != _lastProbeRound || _lastProbe is not { Answered: true })
-            {
-                _lastProbe = new ProbeOutcome(now, endpoint, false, null); // within a round, an answer stays the result
-                _lastProbeRound = round;
-            }
+            _probes.Sent(txid, endpoint, round, KeptEndpointsLocked);
         }
 
         Span<byte> message = stackalloc byte[PathControl.Length];
@@ -703,38 +670,16 @@ internal sealed class PeerPaths : IDisposable
         Interlocked.Add(ref _controlTx, sent);
     }
 
-    private static ulong BitConverterFree(ReadOnlySpan<byte> bytes) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-
-    private void PruneResultsLocked()
+    // Endpoints whose probe results the status keeps when the log prunes.
+    private IEnumerable<Endpoint> KeptEndpointsLocked()
     {
-        var keep = new HashSet<Endpoint>();
         foreach (var c in CandidatesLocked())
         {
-            keep.Add(c.Endpoint);
+            yield return c.Endpoint;
         }
 
-        keep.Add(_direct);
-        keep.Add(_inUse);
-        foreach (var key in _results.Keys.ToList())
-        {
-            if (!keep.Contains(key))
-            {
-                _results.Remove(key);
-            }
-        }
-    }
-
-    private int FindPendingLocked(ulong txid)
-    {
-        for (int i = 0; i < MaxPending; i++)
-        {
-            if (_pending[i].Txid == txid && _pending[i].Endpoint.IsSet)
-            {
-                return i;
-            }
-        }
-
-        return -1;
+        yield return _direct;
+        yield return _inUse;
     }
 
     // The published endpoints and the announced ones, each once, with the kind the peer announced.
@@ -847,6 +792,4 @@ internal sealed class PeerPaths : IDisposable
 
         _timer.Dispose();
     }
-
-    private readonly record struct Pending(ulong Txid, Endpoint Endpoint, long SentAt, int Round);
 }
