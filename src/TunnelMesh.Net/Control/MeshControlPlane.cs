@@ -36,7 +36,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private readonly string _keyText;
     private readonly IReadOnlySet<NodePublicKey> _staticPeers;
     private readonly MeshNameTable _names;
-    private readonly Func<IReadOnlyList<string>> _localEndpoints;
+    private readonly NodeCandidates _candidates;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Action _changed;
@@ -53,9 +53,6 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private bool _joined;
     private PeerMapMessage? _pendingMap;
     private WireGuardDevice? _device;
-    private IReadOnlyList<string> _extraEndpoints = [];
-    private readonly Lock _extraGate = new();
-    private SortedDictionary<CandidateKind, IReadOnlyList<string>> _extraByKind = [];
     private IReadOnlyList<string>? _reportedEndpoints;
     private Task? _loop;
     private long _version;
@@ -79,7 +76,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
         _keyText = key.PublicKey.ToString();
         _staticPeers = staticPeers;
         _names = names;
-        _localEndpoints = localEndpoints;
+        _candidates = new NodeCandidates(localEndpoints, time);
         _time = time;
         _logger = logger;
         _changed = changed;
@@ -105,91 +102,24 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     internal void SetExtraEndpoints(IReadOnlyList<string> endpoints) => SetExtraEndpoints(endpoints, CandidateKind.Reflexive);
 
     /// <summary>
-    /// Extra endpoints of one <paramref name="kind"/> (reflexive from STUN, port-mapped from a router)
-    /// to publish beside the local ones, replacing the earlier ones of that kind; reports the new list.
+    /// Extra endpoints of one <paramref name="kind"/> (reflexive from STUN, port-mapped from a router),
+    /// replacing the earlier ones of that kind; reports the new list to the coordinator.
     /// </summary>
     internal void SetExtraEndpoints(IReadOnlyList<string> endpoints, CandidateKind kind)
     {
-        lock (_extraGate)
-        {
-            var next = new SortedDictionary<CandidateKind, IReadOnlyList<string>>(_extraByKind) { [kind] = endpoints };
-            var all = new List<string>();
-            foreach (var list in next.Values)
-            {
-                all.AddRange(list);
-            }
-
-            _extraByKind = next;
-            Volatile.Write(ref _extraEndpoints, all);
-        }
-
+        _candidates.SetExtra(endpoints, kind);
         SignalEndpoints();
     }
 
-    /// <summary>
-    /// This node's candidates with their kinds, as published: interface addresses (local), then the
-    /// extra ones by kind. A public interface address that a STUN server also saw is reported as
-    /// reflexive (no NAT in front: it is the node's internet address, not a LAN one); a loopback or
-    /// private one stays local (the STUN server is on the same network).
-    /// </summary>
-    internal IReadOnlyList<PathCandidate> CurrentCandidates()
-    {
-        var extra = _extraByKind;
-        var local = _localEndpoints();
-        var result = new List<PathCandidate>();
-        foreach (string text in CurrentEndpoints())
-        {
-            if (!IPEndPoint.TryParse(text, out var ip))
-            {
-                continue;
-            }
-
-            bool isLocal = local.Contains(text, StringComparer.Ordinal);
-            var kind = CandidateKind.Local;
-            if (!isLocal || !IsPrivate(ip.Address))
-            {
-                foreach (var (k, list) in extra)
-                {
-                    if (list.Contains(text, StringComparer.Ordinal))
-                    {
-                        kind = k;
-                        break;
-                    }
-                }
-            }
-
-            result.Add(new PathCandidate(Transport.Endpoint.FromIPEndPoint(ip), kind));
-        }
-
-        return result;
-    }
-
-    // Loopback, RFC 1918, shared (RFC 6598), link-local, unique local (fc00::/7).
-    private static bool IsPrivate(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (IPAddress.IsLoopback(address) || address.IsIPv6LinkLocal || address.IsIPv6UniqueLocal)
-        {
-            return true;
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetwork)
-        {
-            return false;
-        }
-
-        Span<byte> b = stackalloc byte[4];
-        address.TryWriteBytes(b, out _);
-        return b[0] == 10 || (b[0] == 172 && (b[1] & 0xF0) == 16) || (b[0] == 192 && b[1] == 168)
-            || (b[0] == 100 && (b[1] & 0xC0) == 64) || (b[0] == 169 && b[1] == 254);
-    }
+    /// <summary>This node's candidates with their kinds, as published (<see cref="NodeCandidates.Current"/>).</summary>
+    internal IReadOnlyList<PathCandidate> CurrentCandidates() => _candidates.Current();
 
     /// <summary>The network changed: the endpoints are checked and reported again at once.</summary>
-    internal void OnNetworkChanged() => SignalEndpoints();
+    internal void OnNetworkChanged()
+    {
+        _candidates.Invalidate();
+        SignalEndpoints();
+    }
 
     /// <summary>
     /// Joins the coordinator (with the saved token, else the auth key). When the coordinator cannot be
@@ -553,26 +483,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
         }
     }
 
-    private IReadOnlyList<string> CurrentEndpoints()
-    {
-        var local = _localEndpoints();
-        var extra = Volatile.Read(ref _extraEndpoints);
-        if (extra.Count == 0)
-        {
-            return local;
-        }
-
-        var all = new List<string>(local);
-        foreach (string e in extra)
-        {
-            if (!all.Contains(e, StringComparer.Ordinal) && all.Count < PeerEndpointChooser.MaxPublished)
-            {
-                all.Add(e);
-            }
-        }
-
-        return all;
-    }
+    private IReadOnlyList<string> CurrentEndpoints() => _candidates.Endpoints();
 
     private void SignalEndpoints()
     {
