@@ -24,9 +24,10 @@ namespace TunnelMesh.Net.WireGuard;
 /// where WireGuard sends: sessions, the TCP stack and its connections do not see it.
 /// </para>
 /// <para>
-/// Call-me-maybe: when a session comes up (or the peer's candidates change, or ours do) while on the
-/// relay, this node sends the peer its own candidates through the relay inside the session and
-/// probes at once; the peer probes back on receipt, so both NATs open their mappings together.
+/// Call-me-maybe: when a session comes up, or the peer's candidates change while relayed, or ours
+/// change, this node sends the peer its own candidates with their kinds inside the session (through
+/// the relay while relayed) and probes at once; the peer probes back on receipt, so both NATs open
+/// their mappings together.
 /// </para>
 /// <para>
 /// Keepalive: a direct path that sent nothing for <see cref="PathTiming.KeepaliveInterval"/> gets a
@@ -262,7 +263,11 @@ internal sealed class PeerPaths : IDisposable
 
             if (_path == PeerPath.Direct && source == _inUse)
             {
-                HeardLocked();
+                if (evidence != PathEvidence.Ping)
+                {
+                    HeardLocked(); // a ping proves only the peer → us direction: not liveness of our sends
+                }
+
                 return;
             }
 
