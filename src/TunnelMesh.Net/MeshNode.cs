@@ -208,6 +208,7 @@ public sealed class MeshNode : IAsyncDisposable
 
                 controlPlane?.Attach(device);
                 device.HandshakeCompleted += OnHandshakeCompleted;
+                device.PathChanged += (_, _) => RaiseStatusChanged();
                 transport.Start(device);
                 await StartDnsAsync(stack).ConfigureAwait(false);
                 _meter = CreateMeter();
@@ -304,7 +305,7 @@ public sealed class MeshNode : IAsyncDisposable
     /// <summary>
     /// Raised (on the thread pool, never on a network thread) when the set of peers or a peer's state
     /// changes: a peer map message that changed something, the map stream connecting or dropping, a
-    /// completed handshake. Bursts are coalesced into one event; it is not raised per packet.
+    /// completed handshake, a peer's path moving (relay, direct, another direct endpoint). Bursts are coalesced into one event; it is not raised per packet.
     /// </summary>
     public event EventHandler<MeshStatusChangedEventArgs>? StatusChanged;
 

@@ -47,11 +47,20 @@ public sealed class PathSwitchTests
         Assert.Equal(MeshPeerPath.Relay, a.GetStatus().FindPeer("switch-b")!.Path);
 
         // UDP opens: the next probe round (backed off while blocked, at most 32 s apart on the default timing) finds it.
+        var sawDirect = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        a.StatusChanged += (_, e) =>
+        {
+            if (e.Status.FindPeer("switch-b") is { Path: MeshPeerPath.Direct })
+            {
+                sawDirect.TrySetResult();
+            }
+        };
         blocked.Value = false;
         await KestrelMesh.UntilAsync(
             () => a.GetStatus().FindPeer("switch-b")!.Path == MeshPeerPath.Direct && b.GetStatus().FindPeer("switch-a")!.Path == MeshPeerPath.Direct,
             () => $"both move to direct under the connection ({KestrelMesh.Names(a)} / {KestrelMesh.Names(b)})",
             TimeSpan.FromSeconds(60));
+        await sawDirect.Task.WaitAsync(Limit); // the move raised StatusChanged
         long udpBefore = faults["a"].SendStatistics.Forwarded;
         resume.SetResult();
 
