@@ -673,6 +673,7 @@ public sealed class MeshNode : IAsyncDisposable
         string? published = null;
         while (!cancellationToken.IsCancellationRequested)
         {
+            var wake = Volatile.Read(ref _stunWake).Task;
             IReadOnlyList<string> servers = [];
             try
             {
@@ -708,9 +709,8 @@ public sealed class MeshNode : IAsyncDisposable
 
             try
             {
-                // Every StunInterval, or at once after a network change (OnNetworkChanged).
+                // Every StunInterval, or at once after a network change (OnNetworkChanged), also one during the round.
                 using var round = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                var wake = Volatile.Read(ref _stunWake).Task;
                 await Task.WhenAny(Task.Delay(StunInterval, _time, round.Token), wake).ConfigureAwait(false);
                 await round.CancelAsync().ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();

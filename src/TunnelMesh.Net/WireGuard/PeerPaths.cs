@@ -72,6 +72,7 @@ internal sealed class PeerPaths : IDisposable
     private long _nextLanProbe;
     private long _lastCallSent = long.MinValue;
     private long _lastCallHandled = long.MinValue;
+    private long _lastNetworkChange = long.MinValue;
     private int _round;
     private bool _disposed;
 
@@ -417,7 +418,14 @@ internal sealed class PeerPaths : IDisposable
                 return;
             }
 
+            // A burst of address events (DHCP, an interface flapping) probes once per half interval.
             long now = _time.GetTimestamp();
+            if (_lastNetworkChange != long.MinValue && _time.GetElapsedTime(_lastNetworkChange, now) < _timing.ProbeInterval / 2)
+            {
+                return;
+            }
+
+            _lastNetworkChange = now;
             ResetRetryLocked(now);
             _nextLanProbe = now;
             _lastCallSent = long.MinValue;
