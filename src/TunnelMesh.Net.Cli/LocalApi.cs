@@ -12,16 +12,56 @@ internal sealed record LocalStatus(LocalSelf Self, IReadOnlyList<LocalPeer> Peer
 {
     public static LocalStatus From(MeshNodeStatus s) => new(
         new LocalSelf(s.Self.Name, s.Self.Fqdn, s.Self.Addresses.Select(a => a.ToString()).ToList(), s.Self.PublicKey.ToString()),
-        s.Peers.Select(p => new LocalPeer(p.Name, p.Fqdn, p.Addresses.Select(a => a.ToString()).ToList(), p.PublicKey.ToString(), p.Endpoint?.ToString(), p.Path.ToString().ToLowerInvariant(), p.Online, p.LastHandshake)).ToList(),
+        s.Peers.Select(p => new LocalPeer(p.Name, p.Fqdn, p.Addresses.Select(a => a.ToString()).ToList(), p.PublicKey.ToString(), p.Endpoint?.ToString(), p.Path.ToString().ToLowerInvariant(), p.Online, p.LastHandshake)
+        {
+            PathKind = PathKindText(p.PathKind),
+            Candidates = p.Candidates.Select(c => new LocalCandidate(c.Endpoint.ToString(), KindText(c.Kind), c.LastPing, c.LastPong, c.RoundTrip?.TotalMilliseconds)).ToList(),
+            LastProbe = p.LastProbe is { } r ? new LocalProbe(r.At, r.Endpoint.ToString(), r.Answered, r.RoundTrip?.TotalMilliseconds) : null,
+        }).ToList(),
         s.ControlConnected,
         s.MapVersion);
+
+    /// <summary>direct-lan, direct-wan, relay, direct (a static peer) or none.</summary>
+    internal static string PathKindText(MeshPathKind kind) => kind switch
+    {
+        MeshPathKind.DirectLan => "direct-lan",
+        MeshPathKind.DirectWan => "direct-wan",
+        MeshPathKind.Relay => "relay",
+        MeshPathKind.Direct => "direct",
+        _ => "none",
+    };
+
+    /// <summary>local, reflexive, portmap or unknown.</summary>
+    internal static string KindText(MeshCandidateKind kind) => kind switch
+    {
+        MeshCandidateKind.Local => "local",
+        MeshCandidateKind.Reflexive => "reflexive",
+        MeshCandidateKind.PortMapped => "portmap",
+        _ => "unknown",
+    };
 }
 
 /// <summary>The node itself.</summary>
 internal sealed record LocalSelf(string? Name, string? Fqdn, IReadOnlyList<string> Addresses, string PublicKey);
 
 /// <summary>One peer.</summary>
-internal sealed record LocalPeer(string? Name, string? Fqdn, IReadOnlyList<string> Addresses, string PublicKey, string? Endpoint, string Path, bool Online, DateTimeOffset? LastHandshake);
+internal sealed record LocalPeer(string? Name, string? Fqdn, IReadOnlyList<string> Addresses, string PublicKey, string? Endpoint, string Path, bool Online, DateTimeOffset? LastHandshake)
+{
+    /// <summary>direct-lan, direct-wan, relay, direct (a static peer) or none.</summary>
+    public string PathKind { get; init; } = "none";
+
+    /// <summary>The peer's direct candidates and what probing found.</summary>
+    public IReadOnlyList<LocalCandidate> Candidates { get; init; } = [];
+
+    /// <summary>The last probe round's result.</summary>
+    public LocalProbe? LastProbe { get; init; }
+}
+
+/// <summary>One direct candidate of a peer.</summary>
+internal sealed record LocalCandidate(string Endpoint, string Kind, DateTimeOffset? LastPing, DateTimeOffset? LastPong, double? RttMs);
+
+/// <summary>A probe's result.</summary>
+internal sealed record LocalProbe(DateTimeOffset At, string Endpoint, bool Answered, double? RttMs);
 
 /// <summary>One ping's outcome.</summary>
 internal sealed record LocalPing(string Name, string Address, string Path, double? RttMs, string? Error);

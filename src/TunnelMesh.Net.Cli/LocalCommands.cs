@@ -28,6 +28,12 @@ internal static class LocalCommands
             await stdout.WriteLineAsync($"public key:  {s.Self.PublicKey}").ConfigureAwait(false);
             await stdout.WriteLineAsync($"coordinator: {(s.ControlConnected ? "connected" : "disconnected")} (map version {s.MapVersion.ToString(CultureInfo.InvariantCulture)})").ConfigureAwait(false);
             await stdout.WriteLineAsync($"peers:       {s.Peers.Count.ToString(CultureInfo.InvariantCulture)} ({s.Peers.Count(p => p.Online).ToString(CultureInfo.InvariantCulture)} online)").ConfigureAwait(false);
+            foreach (var p in s.Peers)
+            {
+                await stdout.WriteLineAsync($"  {p.Fqdn ?? p.Name ?? p.PublicKey}: {p.PathKind} {p.Endpoint ?? "-"}; last probe {ProbeText(p.LastProbe)}").ConfigureAwait(false);
+                await WriteCandidatesAsync(stdout, p).ConfigureAwait(false);
+            }
+
             return 0;
         });
         return command;
@@ -37,7 +43,7 @@ internal static class LocalCommands
     {
         var stateDir = TunnelMeshCli.StateDirOption();
         var json = new Option<bool>("--json") { Description = "Print JSON." };
-        var command = new Command("peers", "List the peers: name, addresses, path (direct or relay), endpoint, last handshake.") { stateDir, json };
+        var command = new Command("peers", "List the peers: name, addresses, path (direct-lan, direct-wan or relay), endpoint, last handshake, last probe and candidates.") { stateDir, json };
         command.SetAction(async (parse, ct) =>
         {
             var s = await GetStatusAsync(parse.GetValue(stateDir)!, ct).ConfigureAwait(false);
@@ -47,15 +53,33 @@ internal static class LocalCommands
                 return 0;
             }
 
-            await stdout.WriteLineAsync($"{"NAME",-28} {"ADDRESSES",-40} {"PATH",-7} {"ONLINE",-6} {"ENDPOINT",-24} LAST HANDSHAKE").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"{"NAME",-28} {"ADDRESSES",-40} {"PATH",-7} {"KIND",-10} {"ONLINE",-6} {"ENDPOINT",-24} {"LAST HANDSHAKE",-20} LAST PROBE").ConfigureAwait(false);
             foreach (var p in s.Peers)
             {
-                await stdout.WriteLineAsync($"{p.Fqdn ?? p.Name ?? p.PublicKey,-28} {string.Join(", ", p.Addresses),-40} {p.Path,-7} {(p.Online ? "yes" : "no"),-6} {p.Endpoint ?? "-",-24} {TunnelMeshCli.Format(p.LastHandshake)}").ConfigureAwait(false);
+                await stdout.WriteLineAsync($"{p.Fqdn ?? p.Name ?? p.PublicKey,-28} {string.Join(", ", p.Addresses),-40} {p.Path,-7} {p.PathKind,-10} {(p.Online ? "yes" : "no"),-6} {p.Endpoint ?? "-",-24} {TunnelMeshCli.Format(p.LastHandshake),-20} {ProbeText(p.LastProbe)}").ConfigureAwait(false);
+                await WriteCandidatesAsync(stdout, p).ConfigureAwait(false);
             }
 
             return 0;
         });
         return command;
+    }
+
+    // "203.0.113.5:40001 answered in 1.20 ms at 2026-…" or "… no answer (sent 2026-…)"; "-" before any probe.
+    private static string ProbeText(LocalProbe? probe) => probe is null ? "-"
+        : probe.Answered ? $"{probe.Endpoint} answered in {LocalApi.Ms(probe.RttMs)} at {TunnelMeshCli.Format(probe.At)}"
+        : $"{probe.Endpoint} no answer (sent {TunnelMeshCli.Format(probe.At)})";
+
+    // One indented line of candidates under a peer: "candidates: 192.0.2.2:51820 local 0.40 ms, 203.0.113.5:40001 reflexive no answer".
+    private static async Task WriteCandidatesAsync(TextWriter stdout, LocalPeer p)
+    {
+        if (p.Candidates.Count == 0)
+        {
+            return;
+        }
+
+        var parts = p.Candidates.Select(c => $"{c.Endpoint} {c.Kind} {(c.LastPong is not null ? LocalApi.Ms(c.RttMs) : c.LastPing is not null ? "no answer" : "not tried")}");
+        await stdout.WriteLineAsync($"    candidates: {string.Join(", ", parts)}").ConfigureAwait(false);
     }
 
     public static Command Ping(TextWriter stdout)

@@ -98,4 +98,7 @@ public enum DropReason
 
     /// <summary>A message to the node's DNS server with QR set: a response, which a server never answers.</summary>
     DnsNotAQuery,
+
+    /// <summary>A path ping was not answered: its peer used up its pong budget for the interval.</summary>
+    PathProbeRateLimited,
 }

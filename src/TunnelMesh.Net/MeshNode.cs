@@ -54,6 +54,8 @@ public sealed class MeshNode : IAsyncDisposable
     private int _statusPending;
     private readonly CancellationTokenSource _background = new();
     private Task? _stunLoop;
+    private NetworkChangeSignal? _networkChanges;
+    private TaskCompletionSource _stunWake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _state; // 0 new, 1 running, 2 disposed
 
     /// <summary>Creates a node; nothing happens until <see cref="StartAsync"/>.</summary>
@@ -195,6 +197,8 @@ public sealed class MeshNode : IAsyncDisposable
                 if (relay is not null)
                 {
                     device.EnableRelay(relay.EndpointFor, _options.PathTiming);
+                    device.LocalCandidates = controlPlane is not null ? controlPlane.CurrentCandidates : null;
+                    device.CarriesConnections = peer => stack.Tcp.HasConnection(a => device.PeerForIPv4(a) == peer);
                 }
 
                 foreach (var peer in config.Peers)
@@ -204,6 +208,7 @@ public sealed class MeshNode : IAsyncDisposable
 
                 controlPlane?.Attach(device);
                 device.HandshakeCompleted += OnHandshakeCompleted;
+                device.PathChanged += (_, _) => RaiseStatusChanged();
                 transport.Start(device);
                 await StartDnsAsync(stack).ConfigureAwait(false);
                 _meter = CreateMeter();
@@ -213,6 +218,8 @@ public sealed class MeshNode : IAsyncDisposable
                 if (controlPlane is not null)
                 {
                     _stunLoop = RunStunAsync(controlPlane, logger, _background.Token);
+                    _networkChanges = _options.NetworkChangesForTests ?? NetworkChangeSignal.FromSystem();
+                    _networkChanges.Changed += OnNetworkChanged;
                 }
                 MeshNodeLog.Started(logger, PublicKey, _address, transport.LocalPort, device.Peers.Count());
             }
@@ -275,7 +282,7 @@ public sealed class MeshNode : IAsyncDisposable
                 : peer.Config.AllowedIps.Select(n => n.BaseAddress).ToArray();
             var path = peer.Paths is not null && peer.CurrentPath == PeerPath.Relay ? MeshPeerPath.Relay
                 : endpoint.IsSet ? MeshPeerPath.Direct : MeshPeerPath.None;
-            peers.Add(new MeshPeerStatus(
+            var status = new MeshPeerStatus(
                 info?.Name,
                 info?.Fqdn,
                 addresses,
@@ -285,7 +292,8 @@ public sealed class MeshNode : IAsyncDisposable
                     : endpoint.IsSet ? endpoint.ToIPEndPoint() : null,
                 path,
                 info?.Online ?? true,
-                peer.LastHandshake));
+                peer.LastHandshake);
+            peers.Add(MeshPathStatus.Describe(status, peer.Paths?.Snapshot()));
         }
 
         peers.Sort(static (a, b) => a.Name is null || b.Name is null
@@ -297,7 +305,7 @@ public sealed class MeshNode : IAsyncDisposable
     /// <summary>
     /// Raised (on the thread pool, never on a network thread) when the set of peers or a peer's state
     /// changes: a peer map message that changed something, the map stream connecting or dropping, a
-    /// completed handshake. Bursts are coalesced into one event; it is not raised per packet.
+    /// completed handshake, a peer's path moving (relay, direct, another direct endpoint). Bursts are coalesced into one event; it is not raised per packet.
     /// </summary>
     public event EventHandler<MeshStatusChangedEventArgs>? StatusChanged;
 
@@ -581,6 +589,15 @@ public sealed class MeshNode : IAsyncDisposable
             }
 
             Volatile.Write(ref _state, 2);
+            if (_networkChanges is not null)
+            {
+                _networkChanges.Changed -= OnNetworkChanged;
+                if (_networkChanges != _options.NetworkChangesForTests)
+                {
+                    _networkChanges.Dispose();
+                }
+            }
+
             await _background.CancelAsync().ConfigureAwait(false);
             if (_stunLoop is not null)
             {
@@ -656,6 +673,7 @@ public sealed class MeshNode : IAsyncDisposable
         string? published = null;
         while (!cancellationToken.IsCancellationRequested)
         {
+            var wake = Volatile.Read(ref _stunWake).Task;
             IReadOnlyList<string> servers = [];
             try
             {
@@ -676,8 +694,9 @@ public sealed class MeshNode : IAsyncDisposable
                     if (text != published)
                     {
                         published = text;
-                        control.SetExtraEndpoints([text]);
+                        control.SetExtraEndpoints([text], CandidateKind.Reflexive);
                         MeshNodeLog.ReflexiveEndpoint(logger, text, server);
+                        _device?.OnNetworkChanged(); // our candidates changed: relayed peers get a call-me-maybe
                     }
 
                     break;
@@ -690,13 +709,35 @@ public sealed class MeshNode : IAsyncDisposable
 
             try
             {
-                await Task.Delay(StunInterval, _time, cancellationToken).ConfigureAwait(false);
+                // Every StunInterval, or at once after a network change (OnNetworkChanged), also one during the round.
+                using var round = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                await Task.WhenAny(Task.Delay(StunInterval, _time, round.Token), wake).ConfigureAwait(false);
+                await round.CancelAsync().ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
             }
             catch (OperationCanceledException)
             {
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// The network changed (an address came or went): STUN runs again at once, the endpoints are
+    /// reported again, and every peer's path choice probes at once (calling its peer while relayed);
+    /// a direct path whose source address moved is followed by the peer (WireGuard roaming).
+    /// </summary>
+    private void OnNetworkChanged()
+    {
+        if (Volatile.Read(ref _state) != 1)
+        {
+            return;
+        }
+
+        MeshNodeLog.NetworkChanged(_loggerFactory.CreateLogger<MeshNode>());
+        Interlocked.Exchange(ref _stunWake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        _control?.OnNetworkChanged();
+        _device?.OnNetworkChanged();
     }
 
     private static async Task<IPEndPoint> ResolveStunServerAsync(string hostPort, CancellationToken cancellationToken)
@@ -772,6 +813,9 @@ internal static partial class MeshNodeLog
 
     [LoggerMessage(4, LogLevel.Debug, "STUN server {Server} did not give a reflexive endpoint: {Reason}")]
     public static partial void StunFailed(ILogger logger, string server, string reason);
+
+    [LoggerMessage(20, LogLevel.Information, "The network changed: running STUN, reporting endpoints and probing peers again")]
+    public static partial void NetworkChanged(ILogger logger);
 
     [LoggerMessage(2, LogLevel.Warning, "A StatusChanged handler threw")]
     public static partial void StatusHandlerFailed(ILogger logger, Exception exception);

@@ -97,6 +97,9 @@ public sealed class MeshNodeOptions
     /// </summary>
     internal Func<int, IReadOnlyList<string>>? LocalEndpointsForTests { get; set; }
 
+    /// <summary>Tests only: the signal of network changes, instead of the operating system's address-change notifications.</summary>
+    internal Control.NetworkChangeSignal? NetworkChangesForTests { get; set; }
+
     /// <summary>Whether the node answers DNS for the mesh's names on its mesh address, UDP and TCP port 53.</summary>
     /// <remarks>
     /// Default true. Mesh names (<c>name.tunnelmesh</c>) get A and AAAA records, mesh addresses PTR

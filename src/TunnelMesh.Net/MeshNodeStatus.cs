@@ -45,7 +45,72 @@ public sealed record MeshPeerStatus(
     IPEndPoint? Endpoint,
     MeshPeerPath Path,
     bool Online,
-    DateTimeOffset? LastHandshake);
+    DateTimeOffset? LastHandshake)
+{
+    /// <summary>
+    /// The path in more detail: <see cref="MeshPathKind.DirectLan"/> when packets go to one of the peer's
+    /// interface addresses, <see cref="MeshPathKind.DirectWan"/> when they go to another direct endpoint
+    /// (its NAT's mapping, a port mapping, an address learned by roaming), <see cref="MeshPathKind.Relay"/>
+    /// through the coordinator. The endpoint in use is <see cref="Endpoint"/> when direct.
+    /// </summary>
+    public MeshPathKind PathKind { get; init; }
+
+    /// <summary>The peer's direct candidates the path choice knows and probes, with their kinds and what probing found (empty for a static peer).</summary>
+    public IReadOnlyList<MeshPathCandidate> Candidates { get; init; } = [];
+
+    /// <summary>The last probe round's result: its first answer, or its last ping when nothing answered; null before any probe (and for a static peer).</summary>
+    public MeshProbeResult? LastProbe { get; init; }
+}
+
+/// <summary>How a node's packets reach a peer, with direct paths told apart by where the endpoint comes from.</summary>
+public enum MeshPathKind
+{
+    /// <summary>No way known yet (no endpoint).</summary>
+    None,
+
+    /// <summary>Through the coordinator's relay.</summary>
+    Relay,
+
+    /// <summary>Direct to one of the peer's interface addresses: the same LAN (or a routed private network).</summary>
+    DirectLan,
+
+    /// <summary>Direct to another endpoint of the peer: over the internet through NATs.</summary>
+    DirectWan,
+
+    /// <summary>Direct to a configured endpoint, of a kind not known (a static peer: no path choice).</summary>
+    Direct,
+}
+
+/// <summary>Where a peer's direct candidate comes from (as the peer announced it; unknown when only the coordinator published it).</summary>
+public enum MeshCandidateKind
+{
+    /// <summary>Not said.</summary>
+    Unknown,
+
+    /// <summary>An address of one of the peer's interfaces.</summary>
+    Local,
+
+    /// <summary>The peer's address as a STUN server saw it (its NAT's public mapping).</summary>
+    Reflexive,
+
+    /// <summary>A mapping the peer asked its router for (NAT-PMP, PCP, UPnP IGD).</summary>
+    PortMapped,
+}
+
+/// <summary>One direct candidate of a peer.</summary>
+/// <param name="Endpoint">The UDP endpoint.</param>
+/// <param name="Kind">Where it comes from.</param>
+/// <param name="LastPing">When this node last pinged it.</param>
+/// <param name="LastPong">When a pong last came back from it.</param>
+/// <param name="RoundTrip">The round-trip time of that pong.</param>
+public sealed record MeshPathCandidate(IPEndPoint Endpoint, MeshCandidateKind Kind, DateTimeOffset? LastPing, DateTimeOffset? LastPong, TimeSpan? RoundTrip);
+
+/// <summary>The result of a path probe (a ping inside the WireGuard session to a direct endpoint).</summary>
+/// <param name="At">When the ping went.</param>
+/// <param name="Endpoint">Where it went (where the answer came from, when answered).</param>
+/// <param name="Answered">Whether a pong answered it.</param>
+/// <param name="RoundTrip">The round-trip time when answered.</param>
+public sealed record MeshProbeResult(DateTimeOffset At, IPEndPoint Endpoint, bool Answered, TimeSpan? RoundTrip);
 
 /// <summary>How a node's packets reach a peer.</summary>
 public enum MeshPeerPath

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Http;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
@@ -37,7 +36,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private readonly string _keyText;
     private readonly IReadOnlySet<NodePublicKey> _staticPeers;
     private readonly MeshNameTable _names;
-    private readonly Func<IReadOnlyList<string>> _localEndpoints;
+    private readonly NodeCandidates _candidates;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Action _changed;
@@ -54,7 +53,6 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private bool _joined;
     private PeerMapMessage? _pendingMap;
     private WireGuardDevice? _device;
-    private IReadOnlyList<string> _extraEndpoints = [];
     private IReadOnlyList<string>? _reportedEndpoints;
     private Task? _loop;
     private long _version;
@@ -78,7 +76,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
         _keyText = key.PublicKey.ToString();
         _staticPeers = staticPeers;
         _names = names;
-        _localEndpoints = localEndpoints;
+        _candidates = new NodeCandidates(localEndpoints, time);
         _time = time;
         _logger = logger;
         _changed = changed;
@@ -101,9 +99,25 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     /// Extra endpoints to publish beside the local ones (the reflexive endpoint STUN learned);
     /// setting them reports the new list to the coordinator.
     /// </summary>
-    internal void SetExtraEndpoints(IReadOnlyList<string> endpoints)
+    internal void SetExtraEndpoints(IReadOnlyList<string> endpoints) => SetExtraEndpoints(endpoints, CandidateKind.Reflexive);
+
+    /// <summary>
+    /// Extra endpoints of one <paramref name="kind"/> (reflexive from STUN, port-mapped from a router),
+    /// replacing the earlier ones of that kind; reports the new list to the coordinator.
+    /// </summary>
+    internal void SetExtraEndpoints(IReadOnlyList<string> endpoints, CandidateKind kind)
     {
-        Volatile.Write(ref _extraEndpoints, endpoints);
+        _candidates.SetExtra(endpoints, kind);
+        SignalEndpoints();
+    }
+
+    /// <summary>This node's candidates with their kinds, as published (<see cref="NodeCandidates.Current"/>).</summary>
+    internal IReadOnlyList<PathCandidate> CurrentCandidates() => _candidates.Current();
+
+    /// <summary>The network changed: the endpoints are checked and reported again at once.</summary>
+    internal void OnNetworkChanged()
+    {
+        _candidates.Invalidate();
         SignalEndpoints();
     }
 
@@ -281,69 +295,61 @@ internal sealed class MeshControlPlane : IAsyncDisposable
 
     private async Task RunAsync(CancellationToken cancellationToken)
     {
-        NetworkChange.NetworkAddressChanged += OnNetworkAddressChanged;
-        try
+        int failures = 0;
+        while (!cancellationToken.IsCancellationRequested)
         {
-            int failures = 0;
-            while (!cancellationToken.IsCancellationRequested)
+            bool received = false;
+            try
             {
-                bool received = false;
-                try
+                if (!_joined)
                 {
-                    if (!_joined)
-                    {
-                        var response = await JoinAsync(cancellationToken).ConfigureAwait(false);
-                        Adopt(response);
-                        Apply(response.Map, persist: true);
-                    }
-
-                    using var socket = await _client.ConnectMapAsync(_token!, WebSocketKeepAlive, cancellationToken).ConfigureAwait(false);
-                    ControlLog.MapConnected(_logger, _client.MapUri);
-                    received = await RunConnectionAsync(socket, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (MeshControlException ex) when (ex.IsUnauthorized)
-                {
-                    ControlLog.TokenRefused(_logger, ex.Reason);
-                    if (_config.AuthKey is not null)
-                    {
-                        ForgetToken();
-                    }
-                    else
-                    {
-                        _joined = false;
-                    }
-                }
-#pragma warning disable CA1031 // the control loop must outlive any failure of the coordinator or the network
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    ControlLog.ControlFailed(_logger, ex.GetType().Name, ex.Message);
-                }
-                finally
-                {
-                    SetConnected(false);
+                    var response = await JoinAsync(cancellationToken).ConfigureAwait(false);
+                    Adopt(response);
+                    Apply(response.Map, persist: true);
                 }
 
-                failures = received ? 0 : failures + 1;
-                var delay = Backoff(failures);
-                ControlLog.Reconnecting(_logger, delay.TotalSeconds);
-                try
+                using var socket = await _client.ConnectMapAsync(_token!, WebSocketKeepAlive, cancellationToken).ConfigureAwait(false);
+                ControlLog.MapConnected(_logger, _client.MapUri);
+                received = await RunConnectionAsync(socket, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (MeshControlException ex) when (ex.IsUnauthorized)
+            {
+                ControlLog.TokenRefused(_logger, ex.Reason);
+                if (_config.AuthKey is not null)
                 {
-                    await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                    ForgetToken();
                 }
-                catch (OperationCanceledException)
+                else
                 {
-                    return;
+                    _joined = false;
                 }
             }
-        }
-        finally
-        {
-            NetworkChange.NetworkAddressChanged -= OnNetworkAddressChanged;
+#pragma warning disable CA1031 // the control loop must outlive any failure of the coordinator or the network
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                ControlLog.ControlFailed(_logger, ex.GetType().Name, ex.Message);
+            }
+            finally
+            {
+                SetConnected(false);
+            }
+
+            failures = received ? 0 : failures + 1;
+            var delay = Backoff(failures);
+            ControlLog.Reconnecting(_logger, delay.TotalSeconds);
+            try
+            {
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 
@@ -477,28 +483,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
         }
     }
 
-    private IReadOnlyList<string> CurrentEndpoints()
-    {
-        var local = _localEndpoints();
-        var extra = Volatile.Read(ref _extraEndpoints);
-        if (extra.Count == 0)
-        {
-            return local;
-        }
-
-        var all = new List<string>(local);
-        foreach (string e in extra)
-        {
-            if (!all.Contains(e, StringComparer.Ordinal) && all.Count < PeerEndpointChooser.MaxPublished)
-            {
-                all.Add(e);
-            }
-        }
-
-        return all;
-    }
-
-    private void OnNetworkAddressChanged(object? sender, EventArgs e) => SignalEndpoints();
+    private IReadOnlyList<string> CurrentEndpoints() => _candidates.Endpoints();
 
     private void SignalEndpoints()
     {

@@ -109,6 +109,21 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         _pathTiming = timing;
     }
 
+    /// <summary>This node's own candidates, sent to peers in a call-me-maybe (set before adding peers; none when unset).</summary>
+    internal Func<IReadOnlyList<PathCandidate>>? LocalCandidates { get; set; }
+
+    /// <summary>Whether the node has open connections to a peer, for the direct path's keepalive (set before adding peers).</summary>
+    internal Func<WireGuardPeer, bool>? CarriesConnections { get; set; }
+
+    /// <summary>This node's network changed: every peer's path choice probes again at once (and calls its peer while relayed).</summary>
+    internal void OnNetworkChanged()
+    {
+        foreach (var peer in _peers.Values)
+        {
+            peer.Paths?.OnNetworkChanged();
+        }
+    }
+
     /// <summary>Raised (on the receive thread) for every authenticated transport message, with its plaintext length (0 = keepalive).</summary>
     internal event Action<WireGuardPeer, int>? TransportReceived;
 
@@ -210,7 +225,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         if (_relayEndpointFor is { } relay)
         {
             var relayEndpoint = relay(config.PublicKey);
-            peer.EnablePaths(relayEndpoint, _pathTiming, OnPathChanged);
+            peer.EnablePaths(relayEndpoint, _pathTiming, OnPathChanged, LocalCandidates, CarriesConnections);
             _relayPeers[relayEndpoint] = peer;
         }
 
@@ -276,6 +291,14 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
     /// <summary>Whether some peer's allowed IPs contain <paramref name="address"/>.</summary>
     public bool HasRouteTo(System.Net.IPAddress address) => PeerFor(address) is not null;
+
+    /// <summary>The peer whose allowed IPs contain the IPv4 <paramref name="address"/> (host order), or null.</summary>
+    internal WireGuardPeer? PeerForIPv4(uint address)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes, address);
+        return _allowedIps.Lookup(bytes);
+    }
 
     /// <summary>
     /// The peer whose allowed IPs contain <paramref name="address"/> (longest prefix), or null. Since
@@ -517,12 +540,10 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         }
 
         byte control = PathControl.KindOf(datagram.Span);
-        peer.OnAuthenticatedFrom(datagram.Endpoint, control switch
+        if (control == 0)
         {
-            PathControl.Ping => PathEvidence.Ping,
-            PathControl.Pong => PathEvidence.Pong,
-            _ => PathEvidence.Transport,
-        });
+            peer.OnAuthenticatedFrom(datagram.Endpoint, PathEvidence.Transport);
+        }
         peer.AddRx(datagram.Length + WireGuardSpec.TransportMinSize);
         var (promoted, wantRekey) = peer.OnReceivedWith(keypair);
         peer.OnAuthenticatedPacketReceived();
@@ -531,6 +552,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
             // The responder's session is confirmed: the handshake is complete on this side.
             peer.RecordHandshakeComplete();
             HandshakeCompleted?.Invoke(peer);
+            peer.Paths?.OnSessionUp();
             peer.FlushStaged();
         }
 
@@ -541,11 +563,8 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
 
         if (control != 0)
         {
-            if (control == PathControl.Ping)
-            {
-                peer.SendPathControl(PathControl.Pong, datagram.Endpoint);
-            }
-
+            // Ping, pong, call-me-maybe: the path choice's (pongs only count when they answer our pings).
+            peer.OnPathMessage(datagram.Endpoint, control, datagram.Span);
             return false;
         }
 
@@ -725,6 +744,7 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
         peer.OnAuthenticatedPacketReceived();
         Log.HandshakeComplete(_logger, peer.PublicKey);
         HandshakeCompleted?.Invoke(peer);
+        peer.Paths?.OnSessionUp();
 
         // Confirm the session to the responder: staged packets, or a keepalive.
         peer.FlushStaged(keepaliveIfEmpty: true);

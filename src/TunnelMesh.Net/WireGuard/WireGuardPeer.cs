@@ -14,7 +14,7 @@ namespace TunnelMesh.Net.WireGuard;
 /// staged queue). Keypair rotation holds both keypair locks, so a keypair is never disposed while
 /// a thread uses it. Timer state has its own small lock and never calls out while holding it.
 /// </remarks>
-internal sealed class WireGuardPeer
+internal sealed class WireGuardPeer : IPathPeer
 {
     /// <summary>Most packets kept while waiting for a handshake (as wireguard-go's staged queue).</summary>
     internal const int MaxStagedPackets = 128;
@@ -47,6 +47,7 @@ internal sealed class WireGuardPeer
     private long _handshakes;
     private long _lastHandshakeUtcTicks;
     private bool _disposed;
+    private readonly ProbeBudget _pongBudget;
 
     internal WireGuardPeer(WireGuardDevice device, PeerConfig config)
     {
@@ -61,6 +62,7 @@ internal sealed class WireGuardPeer
         }
 
         var time = device.Time;
+        _pongBudget = new ProbeBudget(time, PathTiming.Default.MaxPongsPerInterval, PathTiming.Default.ProbeInterval);
         _retransmitHandshakeTimer = time.CreateTimer(static s => ((WireGuardPeer)s!).OnRetransmitHandshake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _sendKeepaliveTimer = time.CreateTimer(static s => ((WireGuardPeer)s!).OnSendKeepalive(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _newHandshakeTimer = time.CreateTimer(static s => ((WireGuardPeer)s!).OnNewHandshake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -172,9 +174,18 @@ internal sealed class WireGuardPeer
     internal void AddRx(long bytes) => Interlocked.Add(ref _rxBytes, bytes);
 
     /// <summary>Puts the peer on the relay and starts choosing its path (before <see cref="Start"/>).</summary>
-    internal void EnablePaths(Endpoint relay, PathTiming timing, Action<WireGuardPeer, PeerPath> changed)
+    internal void EnablePaths(Endpoint relay, PathTiming timing, Action<WireGuardPeer, PeerPath> changed, Func<IReadOnlyList<PathCandidate>>? localCandidates, Func<WireGuardPeer, bool>? carriesConnections)
     {
-        Paths = new PeerPaths(this, relay, Config.Endpoint, Config.Candidates ?? [], _device.Time, timing, changed);
+        Paths = new PeerPaths(
+            this,
+            relay,
+            Config.Endpoint,
+            Config.Candidates ?? [],
+            _device.Time,
+            timing,
+            path => changed(this, path),
+            localCandidates,
+            carriesConnections is null ? null : () => carriesConnections(this));
         SetEndpoint(relay);
     }
 
@@ -192,16 +203,64 @@ internal sealed class WireGuardPeer
     }
 
     /// <summary>
-    /// Sends a path ping or pong (<see cref="PathControl"/>) to <paramref name="endpoint"/>, sealed with the
-    /// current session; nothing when there is none. It does not touch the WireGuard timers.
+    /// An authenticated path message (<see cref="PathControl"/>) of <paramref name="kind"/> arrived from
+    /// <paramref name="source"/>: a ping is answered (within the pong budget), a pong and a call-me-maybe
+    /// go to the path choice. Without a relay, a ping or pong only roams the endpoint, as any
+    /// authenticated packet does, and a call-me-maybe is ignored.
     /// </summary>
-    internal void SendPathControl(byte kind, Endpoint endpoint)
+    internal void OnPathMessage(Endpoint source, byte kind, ReadOnlySpan<byte> plaintext)
+    {
+        var paths = Paths;
+        switch (kind)
+        {
+            case PathControl.Ping:
+                OnAuthenticatedFrom(source, PathEvidence.Ping);
+                ulong txid = PathControl.TxidOf(plaintext);
+                bool answered = paths is not null ? paths.AnswerPing(source, txid) : AnswerPingWithoutPaths(source, txid);
+                if (!answered)
+                {
+                    _device.Drops.Increment(DropReason.PathProbeRateLimited);
+                }
+
+                break;
+            case PathControl.Pong when paths is not null:
+                paths.OnPong(source, PathControl.TxidOf(plaintext));
+                break;
+            case PathControl.Pong:
+                SetEndpoint(source);
+                break;
+            case PathControl.CallMeMaybe:
+                paths?.OnCallMeMaybe(PathControl.ReadCallMeMaybe(plaintext));
+                break;
+        }
+    }
+
+    private bool AnswerPingWithoutPaths(Endpoint source, ulong txid)
+    {
+        if (!_pongBudget.TryTake())
+        {
+            return false;
+        }
+
+        Span<byte> message = stackalloc byte[PathControl.Length];
+        PathControl.WriteProbe(message, PathControl.Pong, txid);
+        SendPathMessage(message, source);
+        return true;
+    }
+
+    void IPathPeer.SetEndpoint(Endpoint endpoint) => SetEndpoint(endpoint);
+
+    /// <summary>
+    /// Sends a path message (<see cref="PathControl"/>) to <paramref name="endpoint"/>, sealed with the
+    /// current session; nothing when there is none. It does not touch the WireGuard timers. Returns the bytes sent.
+    /// </summary>
+    public int SendPathMessage(ReadOnlySpan<byte> plaintext, Endpoint endpoint)
     {
         var packet = _device.Pool.Rent();
         try
         {
-            PathControl.Write(packet.Available, kind);
-            packet.Length = PathControl.Length;
+            plaintext.CopyTo(packet.Available);
+            packet.Length = plaintext.Length;
             lock (SendLock)
             {
                 var keypair = _current;
@@ -209,12 +268,13 @@ internal sealed class WireGuardPeer
                     || _device.Time.GetElapsedTime(keypair.CreatedTimestamp) >= ProtocolConstants.RejectAfterTime
                     || !keypair.TrySeal(packet))
                 {
-                    return;
+                    return 0;
                 }
 
                 packet.Endpoint = endpoint;
                 Interlocked.Add(ref _txBytes, packet.Length);
                 _device.Transport.Send(new ReadOnlySpan<PacketBuffer>(ref packet));
+                return packet.Length;
             }
         }
         finally

@@ -63,6 +63,20 @@ public sealed partial class CliTests
             // Two nodes on one machine leave the relay for a direct path.
             await Until(async () => (await Run("peers", "--state-dir", a)).Out is var o && o.Contains("beta.tunnelmesh", StringComparison.Ordinal) && o.Contains(" direct ", StringComparison.Ordinal) ? o : null, "alpha reaches beta on a direct path");
 
+            // The path's kind, the candidates tried and the last probe: beta announced its interface address (loopback here) as local.
+            string peers = (await Until(async () => (await Run("peers", "--state-dir", a)).Out is var o && o.Contains("direct-lan", StringComparison.Ordinal) ? o : null, "alpha sees beta on its LAN address"))!;
+            Assert.Matches(@"candidates: 127\.0\.0\.1:\d+ local (\d+\.\d\d ms|no answer|not tried)", peers);
+            var (_, paths, _) = await Run("status", "--state-dir", a);
+            Assert.Matches(@"beta\.tunnelmesh: direct-lan 127\.0\.0\.1:\d+; last probe ", paths);
+            var (_, json, _) = await Run("peers", "--state-dir", a, "--json");
+            using (var doc = System.Text.Json.JsonDocument.Parse(json))
+            {
+                var beta = doc.RootElement.EnumerateArray().Single(p => p.GetProperty("name").GetString() == "beta");
+                Assert.Equal("direct-lan", beta.GetProperty("pathKind").GetString());
+                Assert.Contains(beta.GetProperty("candidates").EnumerateArray(), c => c.GetProperty("kind").GetString() == "local");
+                Assert.Contains(beta.GetProperty("lastProbe").ValueKind, new[] { System.Text.Json.JsonValueKind.Object, System.Text.Json.JsonValueKind.Null }); // null when no ping was needed
+            }
+
             // Failures: one line on stderr, non-zero exit.
             var (rcNobody, _, nobodyErr) = await Run("ping", "nobody", "--state-dir", a);
             Assert.Equal(1, rcNobody);

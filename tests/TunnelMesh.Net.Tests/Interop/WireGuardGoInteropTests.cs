@@ -64,6 +64,44 @@ public sealed class WireGuardGoInteropTests
     }
 
     [ExternalFact("wireguard-go", "wg", "ip", "unshare", "nsenter", "ping")]
+    public async Task Wireguard_go_drops_path_messages_harmlessly_and_the_session_carries_on()
+    {
+        await using var ns = await NetNamespace.CreateAsync();
+        await using var wg = await WireGuardGo.CreateAsync();
+        var key = NodePrivateKey.Generate();
+        await using var node = await StartNodeAsync(key, wg, wgPort: null);
+        string[] peerArgs = ["peer", key.PublicKey.ToString(), "endpoint", $"127.0.0.1:{node.ListenPort}", "allowed-ips", $"{NodeIp}/32"];
+        await wg.StartAsync(ns, $"{KernelIp}/24", peerArgs);
+        await KernelPingsNodeAsync(ns, wg, node);
+
+        // A ping, a pong and a call-me-maybe with 16 candidates, sealed in the session as a mesh peer would send them.
+        var peer = node.Device.FindPeer(NodePublicKey.Parse(wg.PublicKey))!;
+        long received = ReceivedByWireGuardGo(await wg.ShowAsync("transfer"));
+        var message = new byte[TunnelMesh.Net.WireGuard.PathControl.MaxLength];
+        var candidates = Enumerable.Range(1, 16)
+            .Select(i => new TunnelMesh.Net.WireGuard.PathCandidate(TunnelMesh.Net.Transport.Endpoint.FromIPv4(0xC0000200 + (uint)i, 51820), TunnelMesh.Net.WireGuard.CandidateKind.Local))
+            .ToList();
+        int sent = 0;
+        for (int i = 0; i < 10; i++)
+        {
+            sent += peer.SendPathMessage(message.AsSpan(0, TunnelMesh.Net.WireGuard.PathControl.WriteProbe(message, TunnelMesh.Net.WireGuard.PathControl.Ping, (ulong)i)), peer.Endpoint);
+            sent += peer.SendPathMessage(message.AsSpan(0, TunnelMesh.Net.WireGuard.PathControl.WriteProbe(message, TunnelMesh.Net.WireGuard.PathControl.Pong, (ulong)i)), peer.Endpoint);
+            sent += peer.SendPathMessage(message.AsSpan(0, TunnelMesh.Net.WireGuard.PathControl.WriteCallMeMaybe(message, candidates)), peer.Endpoint);
+        }
+
+        Assert.True(sent > 30 * 32, $"the node sealed the messages ({sent} bytes)");
+
+        // wireguard-go authenticated them (its received counter grows by them) and dropped them (not IP); the session carries on.
+        await KernelPingsNodeAsync(ns, wg, node);
+        long after = ReceivedByWireGuardGo(await wg.ShowAsync("transfer"));
+        Assert.True(after - received >= sent, $"wireguard-go received {after - received} bytes, the path messages were {sent}");
+        await NodePingsKernelAsync(wg, node);
+    }
+
+    // `wg show transfer`: "<peer>\t<received>\t<sent>".
+    private static long ReceivedByWireGuardGo(string transfer) => long.Parse(transfer.Trim().Split('\t')[1], System.Globalization.CultureInfo.InvariantCulture);
+
+    [ExternalFact("wireguard-go", "wg", "ip", "unshare", "nsenter", "ping")]
     public async Task Wireguard_go_initiates_kernel_ping_gets_replies_and_session_survives_restart()
     {
         await using var ns = await NetNamespace.CreateAsync();

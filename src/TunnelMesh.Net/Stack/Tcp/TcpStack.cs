@@ -67,6 +67,20 @@ internal sealed class TcpStack
 
     internal ICollection<TcpConnection> Connections => _connections.Values;
 
+    /// <summary>Whether a live connection's remote address (host order) satisfies <paramref name="remoteMatches"/>; a scan, for timers, never per packet.</summary>
+    internal bool HasConnection(Func<uint, bool> remoteMatches)
+    {
+        foreach (var (tuple, _) in _connections)
+        {
+            if (remoteMatches(tuple.RemoteAddress))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Handles one inbound TCP segment (the IP layer verified the header) and takes ownership of the buffer.</summary>
     public void Deliver(PacketBuffer packet, Ipv4Packet ip)
     {
