@@ -98,4 +98,7 @@ public enum DropReason
 
     /// <summary>A message to the node's DNS server with QR set: a response, which a server never answers.</summary>
     DnsNotAQuery,
+
+    /// <summary>A datagram on the port-mapping socket that is not the answer to the NAT-PMP or PCP request in flight (malformed, from another address or port than the gateway's, another opcode, nonce, protocol or port, or late).</summary>
+    PortMappingUnmatched,
 }

@@ -55,6 +55,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private PeerMapMessage? _pendingMap;
     private WireGuardDevice? _device;
     private IReadOnlyList<string> _extraEndpoints = [];
+    private string? _portMappedEndpoint;
     private IReadOnlyList<string>? _reportedEndpoints;
     private Task? _loop;
     private long _version;
@@ -104,6 +105,16 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     internal void SetExtraEndpoints(IReadOnlyList<string> endpoints)
     {
         Volatile.Write(ref _extraEndpoints, endpoints);
+        SignalEndpoints();
+    }
+
+    /// <summary>
+    /// The external endpoint of the node's port mapping (NAT-PMP/PCP), published after the other
+    /// extra endpoints; null removes it. Setting it reports the new list to the coordinator.
+    /// </summary>
+    internal void SetPortMappedEndpoint(string? endpoint)
+    {
+        Volatile.Write(ref _portMappedEndpoint, endpoint);
         SignalEndpoints();
     }
 
@@ -481,6 +492,11 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     {
         var local = _localEndpoints();
         var extra = Volatile.Read(ref _extraEndpoints);
+        if (Volatile.Read(ref _portMappedEndpoint) is { } mapped)
+        {
+            extra = [mapped, .. extra]; // before the STUN endpoints: the cap on published endpoints must not cut it
+        }
+
         if (extra.Count == 0)
         {
             return local;
