@@ -30,9 +30,9 @@ public sealed class NetCheckNamespaceTests
 
     private static async Task RunAsync(string masquerade, bool expectHard, bool miniupnpd)
     {
-        await using var internet = await NetNamespace.CreateAsync("tmni");
-        await using var router = await NetNamespace.CreateAsync("tmnr");
-        await using var host = await NetNamespace.CreateAsync("tmnh");
+        await using var internet = await NetNamespace.CreateAsync("tmci");
+        await using var router = await NetNamespace.CreateAsync("tmcr");
+        await using var host = await NetNamespace.CreateAsync("tmch");
         await ProcessRunner.CheckAsync("ip", "link", "add", "wan0", "netns", router.Name, "type", "veth", "peer", "name", "eth0", "netns", internet.Name);
         await ProcessRunner.CheckAsync("ip", "link", "add", "lan0", "netns", router.Name, "type", "veth", "peer", "name", "eth0", "netns", host.Name);
         await internet.ExecCheckAsync("ip", "addr", "add", "203.0.113.10/24", "dev", "eth0");
