@@ -20,7 +20,7 @@ internal static class JoinCommand
         var ephemeral = new Option<bool>("--ephemeral") { Description = "Ask to be removed from the mesh after being offline for a while." };
         var port = new Option<int>("--port") { Description = "The UDP port for WireGuard (0: any).", DefaultValueFactory = _ => 0 };
         var listenAddress = new Option<string?>("--listen-address") { Description = "The local address the WireGuard UDP socket binds to (default: all, IPv4 and IPv6)." };
-        var noPortMapping = new Option<bool>("--no-port-mapping") { Description = "Do not ask the gateway (PCP, NAT-PMP) to map the WireGuard port." };
+        var noPortMapping = new Option<bool>("--no-port-mapping") { Description = "Do not ask the gateway (PCP, NAT-PMP, UPnP IGD) to map the WireGuard port." };
         var stateDir = TunnelMeshCli.StateDirOption();
         var forward = ForwardOption.Create();
         var socks5 = Socks5Option.Create();

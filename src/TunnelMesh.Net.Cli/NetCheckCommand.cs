@@ -29,6 +29,7 @@ internal sealed record LocalNetCheck(
         {
             MeshPortMappingProtocol.Pcp => "pcp",
             MeshPortMappingProtocol.NatPmp => "nat-pmp",
+            MeshPortMappingProtocol.Upnp => "upnp",
             _ => "none",
         },
         r.PortMappedEndpoint?.ToString(),
@@ -50,7 +51,7 @@ internal static class NetCheckCommand
         var json = new Option<bool>("--json") { Description = "Print JSON." };
         var command = new Command(
             "netcheck",
-            "Check the node's network: its reflexive IPv4 and IPv6 addresses from every STUN server the coordinator advertises, whether its NAT is easy (endpoint-independent) or hard, whether the gateway offers port mapping (PCP, NAT-PMP), and the relay's latency.")
+            "Check the node's network: its reflexive IPv4 and IPv6 addresses from every STUN server the coordinator advertises, whether its NAT is easy (endpoint-independent) or hard, whether the gateway offers port mapping (PCP, NAT-PMP, UPnP IGD), and the relay's latency.")
         {
             stateDir,
             json,

@@ -13,6 +13,9 @@ public enum MeshPortMappingProtocol
 
     /// <summary>Port Control Protocol (RFC 6887).</summary>
     Pcp,
+
+    /// <summary>UPnP Internet Gateway Device (WANIPConnection AddPortMapping).</summary>
+    Upnp,
 }
 
 /// <summary>How the NAT in front of a node maps its UDP socket, as seen from two STUN destinations.</summary>

@@ -13,8 +13,12 @@ internal sealed class PortMapperOptions
     /// <summary>Finds the gateway to ask (default: the host's IPv4 default gateway).</summary>
     public Func<IPAddress?> FindGateway { get; init; } = DefaultGateway.Find;
 
-    /// <summary>Makes the IPv4 UDP socket the requests go out on (tests make it inside a network namespace).</summary>
-    public Func<Socket> CreateSocket { get; init; } = static () => new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+    /// <summary>Makes the IPv4 sockets the requests go out on: UDP (PCP, NAT-PMP, SSDP) and TCP (UPnP's HTTP). Tests make them inside a network namespace.</summary>
+    public Func<SocketType, Socket> CreateSocket { get; init; } = static type =>
+        new Socket(AddressFamily.InterNetwork, type, type == SocketType.Stream ? ProtocolType.Tcp : ProtocolType.Udp);
+
+    /// <summary>Whether UPnP IGD is tried when neither PCP nor NAT-PMP answers.</summary>
+    public bool EnableUpnp { get; init; } = true;
 
     /// <summary>This host's address toward the gateway; learned from the route when null (tests in a namespace set it).</summary>
     public IPAddress? ClientAddress { get; init; }
@@ -47,7 +51,7 @@ internal sealed class PortMapperOptions
 
 /// <summary>
 /// Keeps a port mapping for the node's WireGuard UDP port on the gateway: asks for it (PCP, else
-/// NAT-PMP; <see cref="PortMappingClient"/>), renews it at half its lifetime, asks again at once
+/// NAT-PMP, else UPnP IGD; <see cref="PortMappingClient"/>), renews it at half its lifetime, asks again at once
 /// when the gateway shows it lost its state or <see cref="Wake"/> is called, backs off after
 /// failures (1 min doubling to 30 min), and deletes it on dispose.
 /// </summary>
@@ -110,7 +114,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
             return MeshPortMappingProtocol.None;
         }
 
-        using var client = new PortMappingClient(options.CreateSocket(), gateway, options.ClientAddress, options.Drops, options.Time);
+        using var client = new PortMappingClient(options.CreateSocket(SocketType.Dgram), gateway, options.ClientAddress, options.Drops, options.Time, options.EnableUpnp ? options.CreateSocket : null);
         try
         {
             return await client.ProbeAsync(cancellationToken).ConfigureAwait(false);
@@ -181,7 +185,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
                     if (!found.Equals(gateway) || _client is null)
                     {
                         _client?.Dispose();
-                        _client = new PortMappingClient(_options.CreateSocket(), found, _options.ClientAddress, _options.Drops, _options.Time);
+                        _client = new PortMappingClient(_options.CreateSocket(SocketType.Dgram), found, _options.ClientAddress, _options.Drops, _options.Time, _options.EnableUpnp ? _options.CreateSocket : null);
                         gateway = found;
                         Publish(null);
                     }
@@ -192,7 +196,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
                     var lease = await _client.MapAsync((ushort)_options.InternalPort, _options.Lifetime, previous, cancellationToken).ConfigureAwait(false);
                     if (lease is null)
                     {
-                        Fail($"the gateway {found} answered neither PCP nor NAT-PMP");
+                        Fail($"the gateway {found} answered neither PCP, NAT-PMP nor UPnP IGD");
                         wait = Backoff(ref retry);
                     }
                     else

@@ -59,6 +59,7 @@ internal sealed class PortMappingClient : IDisposable
     private readonly byte[] _send = new byte[PcpSpec.MaxLength];
     private readonly byte[] _receive = new byte[PcpSpec.MaxLength + 4]; // longer than any valid answer, so an over-long one is seen as such
     private readonly SocketAddress _source;
+    private readonly UpnpIgdClient? _upnp;
     private uint _lastEpoch;
     private long _lastEpochAt;
     private bool _haveEpoch;
@@ -70,7 +71,8 @@ internal sealed class PortMappingClient : IDisposable
     /// <param name="clientAddress">This host's address toward the gateway (PCP's client address field); learned from the route when null.</param>
     /// <param name="drops">Where unmatched datagrams are counted.</param>
     /// <param name="time">The clock.</param>
-    public PortMappingClient(Socket socket, IPAddress gateway, IPAddress? clientAddress, DropCounters drops, TimeProvider time)
+    /// <param name="upnpSockets">Makes the sockets for UPnP IGD (UDP for SSDP, TCP for HTTP), tried when neither PCP nor NAT-PMP answers; null: no UPnP.</param>
+    public PortMappingClient(Socket socket, IPAddress gateway, IPAddress? clientAddress, DropCounters drops, TimeProvider time, Func<SocketType, Socket>? upnpSockets = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentNullException.ThrowIfNull(gateway);
@@ -86,6 +88,7 @@ internal sealed class PortMappingClient : IDisposable
         }
 
         _clientAddress = clientAddress ?? LocalAddressToward(socket, _gateway);
+        _upnp = upnpSockets is null ? null : new UpnpIgdClient(upnpSockets, gateway, _clientAddress, drops, time);
     }
 
     /// <summary>The gateway the requests go to (port 5351).</summary>
@@ -99,7 +102,8 @@ internal sealed class PortMappingClient : IDisposable
 
     /// <summary>
     /// Asks for a mapping of UDP <paramref name="internalPort"/>: PCP first, NAT-PMP when the gateway
-    /// answers PCP with "unsupported version" or not at all. A renewal passes the
+    /// answers PCP with "unsupported version" or not at all, then UPnP IGD (when enabled) when neither
+    /// answers. A renewal passes the
     /// <paramref name="previous"/> lease, whose protocol, nonce and external port it asks for again.
     /// </summary>
     /// <returns>The lease, or null when no gateway answered either protocol.</returns>
@@ -108,6 +112,11 @@ internal sealed class PortMappingClient : IDisposable
     {
         uint seconds = (uint)Math.Clamp(lifetime.TotalSeconds, 1, uint.MaxValue);
         ushort suggested = (ushort)(previous?.External.Port ?? internalPort);
+        if (previous?.Protocol == MeshPortMappingProtocol.Upnp && _upnp is not null)
+        {
+            return await _upnp.MapAsync(internalPort, lifetime, previous, cancellationToken).ConfigureAwait(false);
+        }
+
         if (previous?.Protocol != MeshPortMappingProtocol.NatPmp)
         {
             var nonce = previous?.Nonce ?? PcpNonce.NewRandom();
@@ -118,13 +127,24 @@ internal sealed class PortMappingClient : IDisposable
             }
         }
 
-        return await NatPmpMapAsync(internalPort, suggested, seconds, cancellationToken).ConfigureAwait(false);
+        var natPmp = await NatPmpMapAsync(internalPort, suggested, seconds, cancellationToken).ConfigureAwait(false);
+        if (natPmp is null && _upnp is not null && previous?.Protocol != MeshPortMappingProtocol.NatPmp)
+        {
+            return await _upnp.MapAsync(internalPort, lifetime, null, cancellationToken).ConfigureAwait(false);
+        }
+
+        return natPmp;
     }
 
     /// <summary>Asks the gateway to delete <paramref name="lease"/> (a request with lifetime 0), once through the bounded retries; true when it confirmed.</summary>
     public async Task<bool> DeleteAsync(ushort internalPort, PortMappingLease lease, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lease);
+        if (lease.Protocol == MeshPortMappingProtocol.Upnp)
+        {
+            return _upnp is not null && await _upnp.DeleteAsync(lease, cancellationToken).ConfigureAwait(false);
+        }
+
         if (lease.Protocol == MeshPortMappingProtocol.Pcp)
         {
             var answer = await PcpMapAsync(internalPort, 0, 0, lease.Nonce, cancellationToken).ConfigureAwait(false);
@@ -138,7 +158,8 @@ internal sealed class PortMappingClient : IDisposable
 
     /// <summary>
     /// Whether the gateway offers port mapping, without mapping anything: a PCP ANNOUNCE, then a
-    /// NAT-PMP external-address request. None when neither is answered with success.
+    /// NAT-PMP external-address request, then (when enabled) a UPnP IGD search and description.
+    /// None when none is answered with success.
     /// </summary>
     public async Task<MeshPortMappingProtocol> ProbeAsync(CancellationToken cancellationToken)
     {
@@ -160,12 +181,21 @@ internal sealed class PortMappingClient : IDisposable
             return MeshPortMappingProtocol.Pcp;
         }
 
-        return await NatPmpExternalAddressAsync(cancellationToken).ConfigureAwait(false) is not null
-            ? MeshPortMappingProtocol.NatPmp
+        if (await NatPmpExternalAddressAsync(cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return MeshPortMappingProtocol.NatPmp;
+        }
+
+        return _upnp is not null && await _upnp.ProbeAsync(cancellationToken).ConfigureAwait(false)
+            ? MeshPortMappingProtocol.Upnp
             : MeshPortMappingProtocol.None;
     }
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        _socket.Dispose();
+        _upnp?.Dispose();
+    }
 
     private async Task<(PortMappingLease? Lease, int? Result)> PcpMapAsync(ushort internalPort, ushort suggested, uint seconds, PcpNonce nonce, CancellationToken cancellationToken)
     {

@@ -132,7 +132,8 @@ public class PortMappingClientTests
             {
                 InternalPort = 41641,
                 FindGateway = () => gateway.Address,
-                CreateSocket = LoopbackSocket,
+                CreateSocket = _ => LoopbackSocket(),
+                EnableUpnp = false, // the scripted responder speaks PCP only
                 ClientAddress = IPAddress.Loopback,
                 Drops = new DropCounters(),
                 Time = time,
