@@ -68,6 +68,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
     private string? _lastError;
     private Task? _loop;
     private int _disposed;
+    private long _attempts;
 
     public PortMapper(PortMapperOptions options, ILogger logger)
     {
@@ -85,7 +86,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
     public string? LastError => Volatile.Read(ref _lastError);
 
     /// <summary>Attempts made (first requests and renewals).</summary>
-    public long Attempts { get; private set; }
+    public long Attempts => Interlocked.Read(ref _attempts);
 
     /// <summary>Starts the loop.</summary>
     public void Start() => _loop ??= RunAsync(_stop.Token);
@@ -192,7 +193,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
 
                     var previous = _client.StateLost ? null : Current;
                     _client.StateLost = false;
-                    Attempts++;
+                    Interlocked.Increment(ref _attempts);
                     var lease = await _client.MapAsync((ushort)_options.InternalPort, _options.Lifetime, previous, cancellationToken).ConfigureAwait(false);
                     if (lease is null)
                     {
