@@ -125,7 +125,7 @@ public sealed class MeshNode : IAsyncDisposable
     /// asks every STUN server the coordinator advertises (each of its addresses, IPv4 and IPv6) for the
     /// reflexive endpoint of the node's WireGuard socket, tells from the answers whether the NAT maps
     /// endpoint-independently (easy) or not (hard), reports the node's port mapping (or probes the gateway
-    /// for PCP and NAT-PMP without mapping anything), and times an HTTP round trip to the coordinator
+    /// for PCP, NAT-PMP and UPnP IGD without mapping anything), and times an HTTP round trip to the coordinator
     /// that serves the relay. Takes at most a few seconds; failures are reported in the result, not thrown.
     /// </summary>
     /// <remarks>
@@ -631,7 +631,7 @@ public sealed class MeshNode : IAsyncDisposable
             _background.Dispose();
             if (_portMapping is not null)
             {
-                await _portMapping.DisposeAsync().ConfigureAwait(false); // deletes the mapping through the socket still open
+                await _portMapping.DisposeAsync().ConfigureAwait(false); // deletes the mapping at the gateway (at most 2 s)
             }
 
             if (_control is not null)
