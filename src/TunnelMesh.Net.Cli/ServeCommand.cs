@@ -48,7 +48,15 @@ internal static class ServeCommand
         {
             Description = "Serve the coordinator's and relay's metrics for Prometheus at /metrics (no authentication: keep --listen private or filter the path).",
         };
-        var command = new Command("serve", "Run a coordinator in the foreground (Ctrl-C stops it).") { listen, db, postgres, admin, prefix4, prefix6, suffix, stun, stunAdvertise, metrics };
+        var replicaUrl = new Option<string?>("--replica-url")
+        {
+            Description = "With --postgres: the URL other replicas reach this one at (http://10.0.0.2:8080); replicas then forward relay frames to each other (needs --cluster-secret).",
+        };
+        var clusterSecret = new Option<string?>("--cluster-secret")
+        {
+            Description = "The secret replicas authenticate their links with (at least 32 characters, the same on every replica). Default with --replica-url: $TUNNELMESH_CLUSTER_SECRET.",
+        };
+        var command = new Command("serve", "Run a coordinator in the foreground (Ctrl-C stops it).") { listen, db, postgres, admin, prefix4, prefix6, suffix, stun, stunAdvertise, metrics, replicaUrl, clusterSecret };
         command.SetAction(async (parse, ct) =>
         {
             string adminKey = parse.GetValue(admin)!;
@@ -79,6 +87,9 @@ internal static class ServeCommand
                 o.Prefix4 = parse.GetValue(prefix4)!;
                 o.Prefix6 = parse.GetValue(prefix6)!;
                 o.DnsSuffix = parse.GetValue(suffix)!;
+                o.ReplicaUrl = parse.GetValue(replicaUrl);
+                o.ClusterSecret = parse.GetValue(clusterSecret)
+                    ?? (o.ReplicaUrl is null ? null : Environment.GetEnvironmentVariable("TUNNELMESH_CLUSTER_SECRET") is { Length: > 0 } secret ? secret : null); // the variable alone makes no replica
                 foreach (string a in advertisedAll)
                 {
                     o.StunEndpoints.Add(a);

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using TunnelMesh.Net.Server.Api;
+using TunnelMesh.Net.Server.Relay;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -10,7 +11,7 @@ public static class MeshCoordinatorEndpointRouteBuilderExtensions
 {
     /// <summary>
     /// Maps the control API under <paramref name="prefix"/>: join, the map stream, endpoint updates,
-    /// the relay (<c>{prefix}/relay</c>, node token), the admin endpoints (auth keys, nodes) and health. Needs <c>services.AddMeshCoordinator(…)</c>.
+    /// the relay (<c>{prefix}/relay</c>, node token), the replica link (<c>{prefix}/relay/replica</c>, cluster secret), the admin endpoints (auth keys, nodes) and health. Needs <c>services.AddMeshCoordinator(…)</c>.
     /// </summary>
     /// <param name="endpoints">The application's endpoint builder.</param>
     /// <param name="prefix">The route prefix; default <c>/api/v1</c>.</param>
@@ -32,6 +33,7 @@ public static class MeshCoordinatorEndpointRouteBuilderExtensions
         group.MapGet("/map", Handler(c => Api(c).MapAsync(c)));
         group.MapPut("/nodes/self/endpoints", Handler(c => Api(c).UpdateEndpointsAsync(c)));
         group.MapMeshRelay("/relay");
+        group.MapReplicaLink("/relay/replica", prefix.TrimEnd('/') + "/relay/replica");
         group.MapGet("/health", Handler(c => Api(c).HealthAsync(c)));
 
         RouteGroupBuilder admin = group.MapGroup("");

@@ -67,6 +67,32 @@ public sealed class MeshCoordinatorOptions
     /// <remarks>Default 30 seconds.</remarks>
     public TimeSpan MapKeepAliveInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The URL other coordinator replicas reach this one at (<c>http://10.0.0.2:8080</c>; the replica
+    /// link is <c>{ReplicaUrl}/api/v1/relay/replica</c>). Set it, with <see cref="ClusterSecret"/>, on
+    /// every replica that shares one PostgreSQL store, so a node attached to one replica's relay reaches
+    /// a node attached to another's: the replicas forward relay frames to each other (docs/RELAY.md).
+    /// </summary>
+    /// <remarks>Default null: one replica; a relay frame to a node attached elsewhere is dropped.
+    /// An absolute http, https, ws or wss URL; needs <see cref="ClusterSecret"/> and the PostgreSQL store.</remarks>
+    public string? ReplicaUrl { get; set; }
+
+    /// <summary>The secret replicas present to each other's replica-link endpoint (the same on every replica).</summary>
+    /// <remarks>Default null. Required with <see cref="ReplicaUrl"/>; at least <see cref="MinClusterSecretLength"/>
+    /// characters, no white space. Kept only as a hash for comparisons (constant time); never logged.</remarks>
+    public string? ClusterSecret { get; set; }
+
+    /// <summary>How often a replica refreshes its registration in the store and re-reads the others; a replica silent for three intervals counts as gone.</summary>
+    /// <remarks>Default 5 seconds. 1 second to 5 minutes.</remarks>
+    public TimeSpan ReplicaHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Frames waiting to go out on the link to one other replica; when full, more frames to it are dropped and counted.</summary>
+    /// <remarks>Default 4096. Range 1 to 65536.</remarks>
+    public int ReplicaLinkQueueCapacity { get; set; } = 4096;
+
+    /// <summary>The shortest <see cref="ClusterSecret"/> accepted.</summary>
+    public const int MinClusterSecretLength = 32;
+
     /// <summary>The shortest <see cref="AdminCredential"/> accepted.</summary>
     public const int MinAdminCredentialLength = 16;
 }

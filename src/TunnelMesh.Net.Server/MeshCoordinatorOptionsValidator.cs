@@ -81,6 +81,8 @@ internal sealed class MeshCoordinatorOptionsValidator : IValidateOptions<MeshCoo
             failures.Add($"{P}{nameof(options.MaxNodes)}: {options.MaxNodes} must be at least 1.");
         }
 
+        ValidateReplica(failures, options);
+
         foreach (string s in options.StunEndpoints)
         {
             if (!IsHostPort(s))
@@ -90,6 +92,54 @@ internal sealed class MeshCoordinatorOptionsValidator : IValidateOptions<MeshCoo
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void ValidateReplica(List<string> failures, MeshCoordinatorOptions options)
+    {
+        if (options.ReplicaUrl is { } url)
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out Uri? parsed) || parsed.Scheme is not ("http" or "https" or "ws" or "wss") || !string.IsNullOrEmpty(parsed.Query))
+            {
+                failures.Add($"{P}{nameof(options.ReplicaUrl)}: '{url}' is not an absolute http, https, ws or wss URL without a query.");
+            }
+
+            if (options.ClusterSecret is null)
+            {
+                failures.Add($"{P}{nameof(options.ReplicaUrl)}: set, but {nameof(options.ClusterSecret)} is not (replicas authenticate their links with it).");
+            }
+
+            if (options.StoreFactory is null && options.PostgresConnectionString is null)
+            {
+                failures.Add($"{P}{nameof(options.ReplicaUrl)}: replicas share the PostgreSQL store; set {nameof(options.PostgresConnectionString)}.");
+            }
+        }
+
+        if (options.ClusterSecret is { } secret)
+        {
+            if (options.ReplicaUrl is null)
+            {
+                failures.Add($"{P}{nameof(options.ClusterSecret)}: set, but {nameof(options.ReplicaUrl)} is not (other replicas need to know where to reach this one).");
+            }
+
+            if (secret.Length < MeshCoordinatorOptions.MinClusterSecretLength)
+            {
+                failures.Add($"{P}{nameof(options.ClusterSecret)}: too short ({secret.Length} characters; at least {MeshCoordinatorOptions.MinClusterSecretLength}).");
+            }
+            else if (secret.Any(char.IsWhiteSpace))
+            {
+                failures.Add($"{P}{nameof(options.ClusterSecret)}: must not contain white space.");
+            }
+        }
+
+        if (options.ReplicaHeartbeatInterval < TimeSpan.FromSeconds(1) || options.ReplicaHeartbeatInterval > TimeSpan.FromMinutes(5))
+        {
+            failures.Add($"{P}{nameof(options.ReplicaHeartbeatInterval)}: {options.ReplicaHeartbeatInterval} must be 1 second to 5 minutes.");
+        }
+
+        if (options.ReplicaLinkQueueCapacity is < 1 or > 65536)
+        {
+            failures.Add($"{P}{nameof(options.ReplicaLinkQueueCapacity)}: {options.ReplicaLinkQueueCapacity} must be 1 to 65536 frames.");
+        }
     }
 
     /// <summary>Parses a prefix whose address has no host bits set (IPNetwork.TryParse alone may accept and mask them).</summary>

@@ -47,11 +47,15 @@ public static class MeshCoordinatorServiceCollectionExtensions
         services.TryAddSingleton<JoinRateLimiter>();
         services.TryAddSingleton<EphemeralNodeReaper>();
         services.TryAddSingleton<CoordinatorApi>();
+        services.TryAddSingleton<ReplicaRelayMetrics>();
+        services.TryAddSingleton<ReplicaLinkRoute>();
+        services.TryAddSingleton<ReplicaRelay>();
 
         // Hosted services start in this order: the schema first.
         services.AddHostedService<StoreInitializer>();
         services.AddHostedService(sp => sp.GetRequiredService<PeerMapBroadcaster>());
         services.AddHostedService(sp => sp.GetRequiredService<EphemeralNodeReaper>());
+        services.AddHostedService(sp => sp.GetRequiredService<ReplicaRelay>()); // does nothing without ReplicaUrl
         services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, WebSocketsStartupFilter>());
         return services;
     }

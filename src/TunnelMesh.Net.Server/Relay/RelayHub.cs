@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Net.WebSockets;
@@ -21,7 +20,8 @@ namespace TunnelMesh.Net.Server.Relay;
 /// <para>
 /// Each connection has a bounded send queue drained by its own loop, so a slow receiver never
 /// slows the sender: a frame to a full queue is dropped and counted, as are frames to keys with no
-/// connection. A second connection with the same key replaces the first (which is closed with 1008,
+/// connection here that no other coordinator replica holds either (<see cref="ReplicaRelay"/> forwards
+/// the others). A second connection with the same key replaces the first (which is closed with 1008,
 /// "replaced"). A frame over <see cref="MeshRelayOptions.MaxMessageSize"/> closes its connection with 1009.
 /// </para>
 /// <para>
@@ -44,7 +44,7 @@ public sealed class RelayHub : IDisposable
     private static readonly KeyValuePair<string, object?> ReasonMalformed = new("reason", "malformed");
     private static readonly KeyValuePair<string, object?> ReasonOversize = new("reason", "oversize");
 
-    private readonly ConcurrentDictionary<HubKey, Connection> _connections = new();
+    private readonly ConcurrentDictionary<RelayKey, Connection> _connections = new();
     private readonly MeshRelayOptions _options;
     private readonly ILogger _logger;
     private readonly Meter _meter;
@@ -99,10 +99,18 @@ public sealed class RelayHub : IDisposable
 
     internal MeshRelayOptions Options => _options;
 
+    /// <summary>The replica relay, when this coordinator runs as one of several replicas; set once at start.</summary>
+    internal IRelayReplicaBridge? Replicas { get; set; }
+
+    /// <summary>The keys of the nodes connected to this hub now.</summary>
+    internal IEnumerable<RelayKey> LocalKeys => _connections.Keys;
+
     internal ILogger Logger => _logger;
 
     /// <summary>Whether a node with <paramref name="publicKey"/> is connected now.</summary>
-    public bool IsConnected(NodePublicKey publicKey) => _connections.ContainsKey(HubKey.From(publicKey));
+    public bool IsConnected(NodePublicKey publicKey) => _connections.ContainsKey(RelayKey.From(publicKey));
+
+    internal bool IsConnected(RelayKey key) => _connections.ContainsKey(key);
 
     /// <summary>Counts a refused (unauthenticated) request.</summary>
     internal void CountRefused()
@@ -114,7 +122,7 @@ public sealed class RelayHub : IDisposable
     /// <summary>Serves one accepted WebSocket of an authenticated node until it closes.</summary>
     internal async Task RunAsync(RelayIdentity identity, WebSocket socket, CancellationToken cancellationToken)
     {
-        var key = HubKey.From(identity.PublicKey);
+        var key = RelayKey.From(identity.PublicKey);
         using var aborted = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var connection = new Connection(identity, key, socket, _options.SendQueueCapacity, aborted);
         Connection? previous = null;
@@ -135,6 +143,8 @@ public sealed class RelayHub : IDisposable
             RelayLog.Connected(_logger, identity.NodeId, identity.PublicKey);
         }
 
+        Replicas?.Attached(key);
+
         var sending = SendLoopAsync(connection, aborted.Token);
         try
         {
@@ -147,7 +157,11 @@ public sealed class RelayHub : IDisposable
         finally
         {
             // Only our own registration: a newer connection with the key stays.
-            _connections.TryRemove(KeyValuePair.Create(key, connection));
+            if (_connections.TryRemove(KeyValuePair.Create(key, connection)))
+            {
+                Replicas?.Detached(key);
+            }
+
             connection.RequestClose(WebSocketCloseStatus.NormalClosure, null, _options.CloseTimeout);
             await sending.ConfigureAwait(false);
             connection.DrainQueue();
@@ -218,27 +232,52 @@ public sealed class RelayHub : IDisposable
     // frame = destination key + message; what goes out is the sender's key + the same message.
     private void Forward(Connection from, ReadOnlySpan<byte> frame)
     {
-        if (!_connections.TryGetValue(HubKey.Read(frame), out var to))
+        var destination = RelayKey.Read(frame);
+        var message = frame[KeyLength..];
+        switch (DeliverLocal(destination, from.Key, message))
         {
-            Drop(ref _unknownDestination, ReasonUnknown);
-            return;
+            case RelayDelivery.Queued:
+                return;
+            case RelayDelivery.QueueFull:
+                Drop(ref _queueFull, ReasonQueueFull);
+                return;
+            default:
+                if (Replicas?.TryForward(destination, from.Key, message) != true)
+                {
+                    Drop(ref _unknownDestination, ReasonUnknown);
+                }
+
+                return;
+        }
+    }
+
+    /// <summary>
+    /// Queues <paramref name="message"/> from <paramref name="source"/> for the node with
+    /// <paramref name="destination"/> if it is attached here; a queued frame is counted as forwarded,
+    /// the caller counts the rest.
+    /// </summary>
+    internal RelayDelivery DeliverLocal(RelayKey destination, RelayKey source, ReadOnlySpan<byte> message)
+    {
+        if (!_connections.TryGetValue(destination, out var to))
+        {
+            return RelayDelivery.UnknownDestination;
         }
 
-        byte[] copy = ArrayPool<byte>.Shared.Rent(frame.Length);
-        from.Key.Write(copy);
-        frame[KeyLength..].CopyTo(copy.AsSpan(KeyLength));
-        if (!to.TryEnqueue(new Frame(copy, frame.Length)))
+        int length = KeyLength + message.Length;
+        byte[] copy = ArrayPool<byte>.Shared.Rent(length);
+        source.Write(copy);
+        message.CopyTo(copy.AsSpan(KeyLength));
+        if (!to.TryEnqueue(new Frame(copy, length)))
         {
             ArrayPool<byte>.Shared.Return(copy);
-            Drop(ref _queueFull, ReasonQueueFull);
-            return;
+            return RelayDelivery.QueueFull;
         }
 
-        int message = frame.Length - KeyLength;
         Interlocked.Increment(ref _framesForwarded);
-        Interlocked.Add(ref _bytesForwarded, message);
+        Interlocked.Add(ref _bytesForwarded, message.Length);
         _forwarded.Add(1);
-        _forwardedBytes.Add(message);
+        _forwardedBytes.Add(message.Length);
+        return RelayDelivery.Queued;
     }
 
     private void Drop(ref long counter, KeyValuePair<string, object?> reason)
@@ -293,33 +332,13 @@ public sealed class RelayHub : IDisposable
 
     private readonly record struct Frame(byte[] Array, int Length);
 
-    /// <summary>A public key as a value, compared without allocating.</summary>
-    private readonly record struct HubKey(UInt128 High, UInt128 Low)
-    {
-        public static HubKey Read(ReadOnlySpan<byte> bytes) =>
-            new(BinaryPrimitives.ReadUInt128BigEndian(bytes), BinaryPrimitives.ReadUInt128BigEndian(bytes[16..]));
-
-        public static HubKey From(NodePublicKey key)
-        {
-            Span<byte> bytes = stackalloc byte[KeyLength];
-            key.CopyTo(bytes);
-            return Read(bytes);
-        }
-
-        public void Write(Span<byte> destination)
-        {
-            BinaryPrimitives.WriteUInt128BigEndian(destination, High);
-            BinaryPrimitives.WriteUInt128BigEndian(destination[16..], Low);
-        }
-    }
-
-    private sealed class Connection(RelayIdentity identity, HubKey key, WebSocket socket, int capacity, CancellationTokenSource aborted)
+    private sealed class Connection(RelayIdentity identity, RelayKey key, WebSocket socket, int capacity, CancellationTokenSource aborted)
     {
         private int _closing;
 
         public RelayIdentity Identity { get; } = identity;
 
-        public HubKey Key { get; } = key;
+        public RelayKey Key { get; } = key;
 
         public WebSocket Socket { get; } = socket;
 

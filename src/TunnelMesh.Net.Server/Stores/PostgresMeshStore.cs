@@ -122,7 +122,7 @@ public sealed partial class PostgresMeshStore : SqlMeshStore
             await create.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        using (var ddl = new NpgsqlCommand(Ddl, c, tx))
+        using (var ddl = new NpgsqlCommand(Ddl + RelayDdl, c, tx))
         {
             await ddl.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -48,7 +48,7 @@ public sealed class PostgresMeshStoreTests : MeshStoreContractTests
         await c.OpenAsync();
         await using var tables = new NpgsqlCommand("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = @s", c);
         tables.Parameters.AddWithValue("s", schema);
-        Assert.Equal(3L, await tables.ExecuteScalarAsync());
+        Assert.Equal(5L, await tables.ExecuteScalarAsync()); // auth_keys, nodes, mesh_state, relay_replicas, relay_attachments
     }
 
     [PostgresFact]
