@@ -84,7 +84,7 @@ public sealed class NetCheckNamespaceTests
 
             Assert.Contains("203.0.113.10:3478, 203.0.113.10:3479", Text(serve));
 
-            var key = await internet.ExecAsync("dotnet", [CliPath, "authkey", "create", "--server", url, "--admin-key", Admin], TimeSpan.FromSeconds(30));
+            var key = await internet.ExecAsync(Dotnet, [CliPath, "authkey", "create", "--server", url, "--admin-key", Admin], TimeSpan.FromSeconds(30));
             Assert.True(key.ExitCode == 0, key.All);
 
             string state = Path.Combine(dir, "node");
@@ -172,10 +172,20 @@ public sealed class NetCheckNamespaceTests
     /// <summary>The tool's assembly, built beside the tests (the project reference copies it with its runtime config).</summary>
     private static string CliPath => Path.Combine(AppContext.BaseDirectory, "tunnelmesh.dll");
 
+    /// <summary>The dotnet host running these tests (its runtime directory is dotnet/shared/Microsoft.NETCore.App/VERSION/), else the one on PATH.</summary>
+    private static string Dotnet
+    {
+        get
+        {
+            string host = Path.GetFullPath(Path.Combine(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
+            return File.Exists(host) ? host : "dotnet";
+        }
+    }
+
     private static StringBuilder Start(NetNamespace ns, string dir, List<(Process, StringBuilder)> processes, params string[] args)
     {
         var output = new StringBuilder();
-        var process = ProcessRunner.Start("ip", ["netns", "exec", ns.Name, "dotnet", CliPath, .. args], output, new Dictionary<string, string> { ["HOME"] = dir });
+        var process = ProcessRunner.Start("ip", ["netns", "exec", ns.Name, Dotnet, CliPath, .. args], output, new Dictionary<string, string> { ["HOME"] = dir });
         processes.Add((process, output));
         return output;
     }
