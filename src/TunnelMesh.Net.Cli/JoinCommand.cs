@@ -20,11 +20,12 @@ internal static class JoinCommand
         var ephemeral = new Option<bool>("--ephemeral") { Description = "Ask to be removed from the mesh after being offline for a while." };
         var port = new Option<int>("--port") { Description = "The UDP port for WireGuard (0: any).", DefaultValueFactory = _ => 0 };
         var listenAddress = new Option<string?>("--listen-address") { Description = "The local address the WireGuard UDP socket binds to (default: all, IPv4 and IPv6)." };
+        var noPortMapping = new Option<bool>("--no-port-mapping") { Description = "Do not ask the gateway (PCP, NAT-PMP, UPnP IGD) to map the WireGuard port." };
         var stateDir = TunnelMeshCli.StateDirOption();
         var forward = ForwardOption.Create();
         var socks5 = Socks5Option.Create();
         var verbose = new Option<bool>("--verbose") { Description = "Log at debug level." };
-        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, listenAddress, stateDir, forward, socks5, verbose };
+        var command = new Command("join", "Join a mesh and run the node in the foreground (userspace networking, no root needed). Ctrl-C leaves.") { server, authKey, hostname, ephemeral, port, listenAddress, noPortMapping, stateDir, forward, socks5, verbose };
         command.SetAction(async (parse, ct) =>
         {
             string dir = parse.GetValue(stateDir)!;
@@ -39,6 +40,7 @@ internal static class JoinCommand
                 StateDirectory = dir,
                 Ephemeral = parse.GetValue(ephemeral),
                 ListenPort = parse.GetValue(port),
+                EnablePortMapping = !parse.GetValue(noPortMapping),
             };
             if (parse.GetValue(listenAddress) is { } bind)
             {

@@ -68,7 +68,7 @@ internal sealed record LocalPing(string Name, string Address, string Path, doubl
 
 /// <summary>
 /// The local API of a node run by <c>tunnelmesh join</c>: HTTP on a Unix socket in its state
-/// directory (mode 0600): GET /status and GET /ping?name=N&amp;count=C.
+/// directory (mode 0600): GET /status, GET /ping?name=N&amp;count=C and GET /netcheck.
 /// </summary>
 internal sealed class LocalApi : IAsyncDisposable
 {
@@ -90,6 +90,7 @@ internal sealed class LocalApi : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(path));
         var app = builder.Build();
         app.MapGet("/status", () => Results.Json(LocalStatus.From(node.GetStatus()), TunnelMeshCli.Json));
+        app.MapGet("/netcheck", async (CancellationToken rct) => Results.Json(await NetCheckCommand.RunAsync(node, rct).ConfigureAwait(false), TunnelMeshCli.Json));
         app.MapGet("/ping", async (string? name, int? count, CancellationToken rct) =>
         {
             if (string.IsNullOrWhiteSpace(name))

@@ -35,10 +35,14 @@ internal static class ServeCommand
         var prefix4 = new Option<string>("--prefix4") { Description = "The IPv4 mesh prefix.", DefaultValueFactory = _ => "100.64.0.0/10" };
         var prefix6 = new Option<string>("--prefix6") { Description = "The IPv6 (ULA) mesh prefix.", DefaultValueFactory = _ => "fd74:6d65:7368::/48" };
         var suffix = new Option<string>("--dns-suffix") { Description = "The DNS suffix of mesh names.", DefaultValueFactory = _ => "tunnelmesh" };
-        var stun = new Option<int>("--stun-port") { Description = "UDP port of the STUN responder (0: off).", DefaultValueFactory = _ => 3478 };
-        var stunAdvertise = new Option<string?>("--stun-advertise")
+        var stun = new Option<int[]>("--stun-port")
         {
-            Description = "host:port nodes should send STUN requests to (default: the --listen host with --stun-port; required when listening on all addresses).",
+            Description = "UDP port of the STUN responder (0: off). Repeat it to answer on more ports (e.g. --stun-port 3478 --stun-port 3479): with two, `tunnelmesh netcheck` tells easy NATs from hard ones.",
+            DefaultValueFactory = _ => [3478],
+        };
+        var stunAdvertise = new Option<string[]>("--stun-advertise")
+        {
+            Description = "host:port nodes should send STUN requests to; repeatable (default: the --listen host with each --stun-port; required when listening on all addresses).",
         };
         var metrics = new Option<bool>("--metrics")
         {
@@ -65,8 +69,16 @@ internal static class ServeCommand
             builder.Logging.ClearProviders();
             builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
             builder.WebHost.UseUrls(parse.GetValue(listen)!);
-            int stunPort = parse.GetValue(stun);
-            string? advertised = stunPort == 0 ? null : parse.GetValue(stunAdvertise) ?? AdvertisedStun(parse.GetValue(listen)!, stunPort);
+            int[] stunPorts = parse.GetValue(stun) ?? [];
+            if (stunPorts.Length > 1 && stunPorts.Contains(0))
+            {
+                throw new CliException("--stun-port 0 (off) cannot be combined with other STUN ports", TunnelMeshCli.Usage);
+            }
+
+            int stunPort = stunPorts.Length == 0 ? 0 : stunPorts[0];
+            string[] given = parse.GetValue(stunAdvertise) ?? [];
+            var advertisedAll = stunPort == 0 ? [] : given.Length > 0 ? given.ToList() : stunPorts.Select(p => AdvertisedStun(parse.GetValue(listen)!, p)).OfType<string>().ToList();
+            string? advertised = advertisedAll.Count == 0 ? null : string.Join(", ", advertisedAll);
             builder.Services.AddMeshCoordinator(o =>
             {
                 o.AdminCredential = adminKey;
@@ -78,14 +90,21 @@ internal static class ServeCommand
                 o.ReplicaUrl = parse.GetValue(replicaUrl);
                 o.ClusterSecret = parse.GetValue(clusterSecret)
                     ?? (o.ReplicaUrl is null ? null : Environment.GetEnvironmentVariable("TUNNELMESH_CLUSTER_SECRET") is { Length: > 0 } secret ? secret : null); // the variable alone makes no replica
-                if (advertised is not null)
+                foreach (string a in advertisedAll)
                 {
-                    o.StunEndpoints.Add(advertised);
+                    o.StunEndpoints.Add(a);
                 }
             });
             if (stunPort != 0)
             {
-                builder.Services.AddMeshStun(o => o.Port = stunPort);
+                builder.Services.AddMeshStun(o =>
+                {
+                    o.Port = stunPort;
+                    foreach (int extra in stunPorts.Skip(1))
+                    {
+                        o.AdditionalPorts.Add(extra);
+                    }
+                });
             }
 
             bool serveMetrics = parse.GetValue(metrics);
@@ -103,7 +122,7 @@ internal static class ServeCommand
             }
 
             await app.StartAsync(ct).ConfigureAwait(false);
-            await stdout.WriteLineAsync($"coordinator listening on {string.Join(", ", app.Urls)}; STUN {(stunPort == 0 ? "off" : $"on UDP port {stunPort}, advertised as {advertised ?? "(nothing: pass --stun-advertise)"}")}").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"coordinator listening on {string.Join(", ", app.Urls)}; STUN {(stunPort == 0 ? "off" : $"on UDP port {string.Join(", ", stunPorts)}, advertised as {advertised ?? "(nothing: pass --stun-advertise)"}")}").ConfigureAwait(false);
             if (serveMetrics)
             {
                 await stdout.WriteLineAsync("Prometheus metrics at /metrics").ConfigureAwait(false);

@@ -62,6 +62,7 @@ internal static partial class TunnelMeshCli
         root.Subcommands.Add(LocalCommands.Status(stdout));
         root.Subcommands.Add(LocalCommands.Peers(stdout));
         root.Subcommands.Add(LocalCommands.Ping(stdout));
+        root.Subcommands.Add(NetCheckCommand.Create(stdout));
         return root;
     }
 

@@ -101,4 +101,7 @@ public enum DropReason
 
     /// <summary>A path ping was not answered: its peer used up its pong budget for the interval.</summary>
     PathProbeRateLimited,
+
+    /// <summary>A datagram on the port-mapping socket that is not the answer to the NAT-PMP or PCP request in flight (malformed, from another address or port than the gateway's, another opcode, nonce, protocol or port, or late).</summary>
+    PortMappingUnmatched,
 }

@@ -56,6 +56,7 @@ public sealed class MeshNode : IAsyncDisposable
     private Task? _stunLoop;
     private NetworkChangeSignal? _networkChanges;
     private TaskCompletionSource _stunWake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private MeshNodePortMapping? _portMapping;
     private int _state; // 0 new, 1 running, 2 disposed
 
     /// <summary>Creates a node; nothing happens until <see cref="StartAsync"/>.</summary>
@@ -119,6 +120,45 @@ public sealed class MeshNode : IAsyncDisposable
     {
         ThrowIfNotRunning();
         return Stun.QueryAsync(stunServer, TimeSpan.FromSeconds(1), 3, cancellationToken);
+    }
+
+    /// <summary>
+    /// Checks the network between this node and the internet, in the spirit of <c>tailscale netcheck</c>:
+    /// asks every STUN server the coordinator advertises (each of its addresses, IPv4 and IPv6) for the
+    /// reflexive endpoint of the node's WireGuard socket, tells from the answers whether the NAT maps
+    /// endpoint-independently (easy) or not (hard), reports the node's port mapping (or probes the gateway
+    /// for PCP, NAT-PMP and UPnP IGD without mapping anything), and times an HTTP round trip to the coordinator
+    /// that serves the relay. Takes at most a few seconds; failures are reported in the result, not thrown.
+    /// </summary>
+    /// <remarks>
+    /// Telling easy from hard needs two STUN destinations of one address family: a coordinator that
+    /// advertises one reports <see cref="MeshNatMapping.Unknown"/> (run its STUN responder on two ports,
+    /// e.g. <c>tunnelmesh serve --stun-port 3478 --stun-port 3479</c>). A static node (no coordinator)
+    /// has no STUN servers and reports none.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">The node is not started.</exception>
+    public Task<MeshNetworkReport> CheckNetworkAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfNotRunning();
+        IReadOnlyList<string> servers = [];
+        try
+        {
+            servers = _control?.Self.Mesh.StunEndpoints ?? [];
+        }
+        catch (InvalidOperationException)
+        {
+            // not joined yet: no STUN servers known
+        }
+
+        int port = ListenPort;
+        var drops = _drops;
+        return MeshNodeNetworkCheck.RunAsync(
+            servers,
+            Stun,
+            _portMapping?.Current,
+            ct => Transport.PortMapping.PortMapper.ProbeAsync(new Transport.PortMapping.PortMapperOptions { InternalPort = port, Drops = drops }, ct),
+            MeshNodeNetworkCheck.RelayProbeTarget(_options.ControlUrl, _options.RelayUrl),
+            cancellationToken);
     }
 
     /// <summary>The DNS server on the node's mesh address (when <see cref="MeshNodeOptions.EnableDns"/> and started).</summary>
@@ -220,6 +260,7 @@ public sealed class MeshNode : IAsyncDisposable
                     _stunLoop = RunStunAsync(controlPlane, logger, _background.Token);
                     _networkChanges = _options.NetworkChangesForTests ?? NetworkChangeSignal.FromSystem();
                     _networkChanges.Changed += OnNetworkChanged;
+                    _portMapping = MeshNodePortMapping.Start(_options, transport.LocalPort, _stun, controlPlane, _drops, _time, _loggerFactory);
                 }
                 MeshNodeLog.Started(logger, PublicKey, _address, transport.LocalPort, device.Peers.Count());
             }
@@ -605,6 +646,10 @@ public sealed class MeshNode : IAsyncDisposable
             }
 
             _background.Dispose();
+            if (_portMapping is not null)
+            {
+                await _portMapping.DisposeAsync().ConfigureAwait(false); // deletes the mapping at the gateway (at most 2 s)
+            }
 
             if (_control is not null)
             {

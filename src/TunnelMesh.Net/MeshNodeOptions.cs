@@ -99,6 +99,24 @@ public sealed class MeshNodeOptions
 
     /// <summary>Tests only: the signal of network changes, instead of the operating system's address-change notifications.</summary>
     internal Control.NetworkChangeSignal? NetworkChangesForTests { get; set; }
+    /// <summary>
+    /// Whether a node in control mode asks its gateway (the IPv4 default route's router) to map its
+    /// WireGuard UDP port, with PCP (RFC 6887), NAT-PMP (RFC 6886) or UPnP IGD, and publishes the mapped
+    /// external endpoint as one more candidate for its peers.
+    /// </summary>
+    /// <remarks>
+    /// Default true (as Tailscale does): a home router that offers a mapping turns a hard NAT, or a NAT
+    /// whose peer is also behind a hard one, into a direct path instead of the relay. The gateway is
+    /// asked only once STUN shows the node behind a NAT (its reflexive address is none of its own) and
+    /// never when <see cref="ListenAddress"/> is loopback; each attempt sends at most 3 requests
+    /// (250 ms, 500 ms, 1 s apart) per protocol (UPnP: an SSDP search unicast to the gateway, then HTTP
+    /// to the gateway only, 2 s and 64 KiB per exchange), a failed one is retried after 1 min doubling to 30 min,
+    /// a mapping is renewed at half its lifetime (2 h asked) and deleted when the node stops.
+    /// Responses not from the gateway's address and port 5351, or not answering the request in flight,
+    /// are dropped and counted (<see cref="DropReason.PortMappingUnmatched"/>). Set false where the
+    /// network's policy forbids port mappings.
+    /// </remarks>
+    public bool EnablePortMapping { get; set; } = true;
 
     /// <summary>Whether the node answers DNS for the mesh's names on its mesh address, UDP and TCP port 53.</summary>
     /// <remarks>

@@ -9,7 +9,8 @@ using TunnelMesh.Net.Wire.Stun;
 namespace TunnelMesh.Net.Server.Stun;
 
 /// <summary>
-/// The coordinator's STUN responder: a hosted service on one UDP socket that answers RFC 5389
+/// The coordinator's STUN responder: a hosted service on one UDP socket (one more per
+/// <see cref="StunOptions.AdditionalPorts"/> entry) that answers RFC 5389
 /// binding requests with the source address and port it saw, in an XOR-MAPPED-ADDRESS (and a
 /// FINGERPRINT when the request had one). Nodes send these from their WireGuard socket to learn
 /// the endpoint their NAT gives them.
@@ -25,6 +26,7 @@ internal sealed partial class StunResponder : BackgroundService
     private readonly StunOptions _options;
     private readonly ILogger _logger;
     private Socket? _socket;
+    private Socket[] _sockets = [];
     private long _answered;
     private long _dropped;
 
@@ -38,6 +40,11 @@ internal sealed partial class StunResponder : BackgroundService
     /// <summary>The bound endpoint (after start).</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint?)_socket?.LocalEndPoint ?? throw new InvalidOperationException("The STUN responder is not started.");
 
+    /// <summary>Every bound endpoint: <see cref="LocalEndPoint"/>, then one per additional port (after start).</summary>
+    public IReadOnlyList<IPEndPoint> LocalEndPoints => _socket is null
+        ? throw new InvalidOperationException("The STUN responder is not started.")
+        : _sockets.Select(s => (IPEndPoint)s.LocalEndPoint!).ToList();
+
     /// <summary>Binding requests answered.</summary>
     public long Answered => Interlocked.Read(ref _answered);
 
@@ -47,8 +54,27 @@ internal sealed partial class StunResponder : BackgroundService
     /// <summary>Binds the socket (so a bad port fails the host's start) and starts answering.</summary>
     public override Task StartAsync(CancellationToken cancellationToken)
     {
-        _socket = Bind(_options);
-        Log.Listening(_logger, LocalEndPoint);
+        var sockets = new List<Socket>();
+        try
+        {
+            sockets.Add(Bind(_options, _options.Port));
+            foreach (int port in _options.AdditionalPorts)
+            {
+                sockets.Add(Bind(_options, port));
+            }
+        }
+        catch
+        {
+            sockets.ForEach(s => s.Dispose());
+            throw;
+        }
+
+        _sockets = [.. sockets];
+        _socket = _sockets[0];
+        foreach (var socket in _sockets)
+        {
+            Log.Listening(_logger, (IPEndPoint)socket.LocalEndPoint!);
+        }
         return base.StartAsync(cancellationToken);
     }
 
@@ -61,21 +87,31 @@ internal sealed partial class StunResponder : BackgroundService
         }
         finally
         {
-            _socket?.Dispose();
+            DisposeSockets();
         }
     }
 
     /// <inheritdoc/>
     public override void Dispose()
     {
-        _socket?.Dispose();
+        DisposeSockets();
         base.Dispose();
     }
 
-    /// <inheritdoc/>
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    private void DisposeSockets()
     {
-        var socket = _socket!;
+        foreach (var socket in _sockets)
+        {
+            socket.Dispose();
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(_sockets.Select(s => AnswerAsync(s, stoppingToken)));
+
+    private async Task AnswerAsync(Socket socket, CancellationToken stoppingToken)
+    {
         var request = new byte[_options.MaxDatagramSize + 1]; // one more: a datagram filling it was too long
         var response = new byte[64];
         var source = new SocketAddress(socket.AddressFamily);
@@ -160,14 +196,14 @@ internal sealed partial class StunResponder : BackgroundService
         return false;
     }
 
-    private static Socket Bind(StunOptions options)
+    private static Socket Bind(StunOptions options, int port)
     {
         if (options.BindAddress.Equals(IPAddress.IPv6Any) && Socket.OSSupportsIPv6)
         {
             var dual = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { DualMode = true };
             try
             {
-                dual.Bind(new IPEndPoint(IPAddress.IPv6Any, options.Port));
+                dual.Bind(new IPEndPoint(IPAddress.IPv6Any, port));
                 return dual;
             }
             catch (SocketException ex) when (ex.SocketErrorCode != SocketError.AddressAlreadyInUse)
@@ -185,7 +221,7 @@ internal sealed partial class StunResponder : BackgroundService
         var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
-            socket.Bind(new IPEndPoint(address, options.Port));
+            socket.Bind(new IPEndPoint(address, port));
             return socket;
         }
         catch

@@ -122,6 +122,12 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     }
 
     /// <summary>
+    /// The external endpoint of the node's port mapping (NAT-PMP/PCP/UPnP), published before the other
+    /// extra endpoints; null removes it. Setting it reports the new list to the coordinator.
+    /// </summary>
+    internal void SetPortMappedEndpoint(string? endpoint) => SetExtraEndpoints(endpoint is null ? [] : [endpoint], CandidateKind.PortMapped);
+
+    /// <summary>
     /// Joins the coordinator (with the saved token, else the auth key). When the coordinator cannot be
     /// reached (or answers 5xx) and the state directory holds an earlier join, starts from that
     /// instead; the loop joins later. A refusal (4xx) is thrown as a <see cref="MeshControlException"/>.

@@ -25,10 +25,15 @@ internal sealed class NodeCandidates(Func<IReadOnlyList<string>> localEndpoints,
         lock (_gate)
         {
             var next = new SortedDictionary<CandidateKind, IReadOnlyList<string>>(_extraByKind) { [kind] = endpoints };
-            var all = new List<string>();
-            foreach (var list in next.Values)
+            // A port mapping first: the cap on published endpoints must not cut it (one endpoint, and
+            // the one most likely to work behind a hard NAT); then by kind.
+            var all = new List<string>(next.GetValueOrDefault(CandidateKind.PortMapped, []));
+            foreach (var (k, list) in next)
             {
-                all.AddRange(list);
+                if (k != CandidateKind.PortMapped)
+                {
+                    all.AddRange(list);
+                }
             }
 
             _extraByKind = next;

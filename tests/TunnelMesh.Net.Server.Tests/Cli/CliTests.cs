@@ -117,6 +117,7 @@ public sealed partial class CliTests
     [InlineData("status")]
     [InlineData("peers")]
     [InlineData("ping")]
+    [InlineData("netcheck")]
     public async Task Every_command_has_help(string command)
     {
         var (rc, output, _) = await Run([.. command.Split(' '), "--help"]);
