@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using TunnelMesh.Net.Tests.Support;
+
+namespace TunnelMesh.Net.Server.Tests.Nat;
+
+/// <summary>
+/// The built <c>tunnelmesh</c> command run as its own process inside a lab namespace
+/// (<c>ip netns exec NS dotnet tunnelmesh.dll …</c>, which execs, so the process id is the
+/// command's). Killed by that id on dispose; its output is kept for failure messages.
+/// </summary>
+public sealed class LabProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private LabProcess(string what, Process process, StringBuilder output)
+    {
+        What = what;
+        _process = process;
+        _output = output;
+    }
+
+    /// <summary>What this process is, for messages ("serve", "join alpha").</summary>
+    public string What { get; }
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Everything the process wrote to stdout and stderr so far.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>src/TunnelMesh.Net.Cli/bin/&lt;configuration of this test&gt;/&lt;framework&gt;/tunnelmesh.dll under the folder holding TunnelMesh.Net.sln.</summary>
+    public static string CliDll()
+    {
+        var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string configuration = bin.Parent?.Name ?? "Release";
+        string framework = bin.Name;
+        DirectoryInfo? root = bin;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "TunnelMesh.Net.sln")))
+        {
+            root = root.Parent;
+        }
+
+        if (root is null)
+        {
+            throw new InvalidOperationException($"no TunnelMesh.Net.sln above {AppContext.BaseDirectory}");
+        }
+
+        string dll = Path.Combine(root.FullName, "src", "TunnelMesh.Net.Cli", "bin", configuration, framework, "tunnelmesh.dll");
+        return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing: build src/TunnelMesh.Net.Cli -c {configuration} first");
+    }
+
+    /// <summary>Starts <c>tunnelmesh ARGS</c> inside <paramref name="ns"/>.</summary>
+    public static LabProcess Start(string what, NetNamespace ns, IEnumerable<string> args)
+    {
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        var output = new StringBuilder();
+        var process = ProcessRunner.Start("ip", ["netns", "exec", ns.Name, dotnet, CliDll(), .. args], output,
+            new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" });
+        return new LabProcess(what, process, output);
+    }
+
+    /// <summary>Runs <c>tunnelmesh ARGS</c> inside <paramref name="ns"/> to its end and returns its stdout; throws with the output on a non-zero exit.</summary>
+    public static async Task<string> RunAsync(NetNamespace ns, params string[] args)
+    {
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        var r = await ns.ExecAsync(dotnet, [CliDll(), .. args], TimeSpan.FromSeconds(60));
+        return r.ExitCode == 0 ? r.Stdout : throw new InvalidOperationException($"tunnelmesh {string.Join(' ', args)} exited {r.ExitCode}: {r.All}");
+    }
+
+    /// <summary>Waits until the output holds <paramref name="text"/>; fails with the output if the process ends first or the deadline passes.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan deadline)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!Output.Contains(text, StringComparison.Ordinal))
+        {
+            if (HasExited)
+            {
+                throw new InvalidOperationException($"{What} exited ({_process.ExitCode}) before printing '{text}':\n{Output}");
+            }
+
+            if (watch.Elapsed > deadline)
+            {
+                throw new TimeoutException($"{What} did not print '{text}' in {deadline.TotalSeconds} s:\n{Output}");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>User plus system CPU time of the process so far, from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).</summary>
+    public TimeSpan CpuTime()
+    {
+        string stat = File.ReadAllText($"/proc/{Id}/stat");
+        // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        long ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds(ticks / 100.0);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // It ended on its own meanwhile.
+        }
+        finally
+        {
+            _process.Dispose();
+        }
+    }
+}
