@@ -55,6 +55,7 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         await WithLogsAsync(lab, async () =>
         {
             await BothAsync(a, b, p => p.Online, "each sees the other online", TimeSpan.FromSeconds(30));
+            output.WriteLine(await a.PingAsync(b));
 
             // Probing gets the time it takes between easy NATs (and more); endpoint-dependent mappings on both sides never open.
             var watch = Stopwatch.StartNew();
@@ -84,6 +85,7 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         await WithLogsAsync(lab, async () =>
         {
             // The router does not hairpin (no DNAT at all), so only the LAN addresses can work.
+            output.WriteLine(await a.PingAsync(b));
             var (ab, ba) = await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
             output.WriteLine($"{ab}; {ba}");
             Assert.Equal(hostB.Address, ab.EndpointAddress);
@@ -99,6 +101,7 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         using var _ = transfer;
         await WithLogsAsync(lab, async () =>
         {
+            output.WriteLine(await a.PingAsync(b));
             await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
             var running = RunTransferAsync(transfer, a, b, Transfer64);
             await UntilReceivedAsync(transfer, Transfer64 / 4, running);
@@ -124,6 +127,7 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         using var _ = transfer;
         await WithLogsAsync(lab, async () =>
         {
+            output.WriteLine(await a.PingAsync(b));
             await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
             var running = RunTransferAsync(transfer, a, b, Transfer256);
             await UntilReceivedAsync(transfer, Transfer256 / 4, running);
