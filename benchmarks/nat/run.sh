@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 out=$(mktemp)
 log=$(mktemp)
-dotnet build tests/TunnelMesh.Net.Server.Tests -c Release -v q -nologo >/dev/null
+dotnet build tests/TunnelMesh.Net.Server.Tests -c Release -v q -nologo >"$log" 2>&1 || { cat "$log"; echo "the build failed"; exit 1; }
 TM_NAT_BENCH=1 TM_NAT_BENCH_RUNS="${1:-20}" TM_NAT_BENCH_MIB="${2:-256}" TM_NAT_BENCH_OUT="$out" \
   dotnet test tests/TunnelMesh.Net.Server.Tests -c Release --no-build --filter "FullyQualifiedName~NatBenchmark" \
   --logger "console;verbosity=detailed" >"$log" 2>&1 \
   || { tail -n 80 "$log"; echo "the benchmark failed (whole log: $log)"; exit 1; }
+[ -s "$out" ] || { tail -n 40 "$log"; echo "no figures written (skipped?)"; exit 1; }
 cat "$out"
 rm -f "$out" "$log"

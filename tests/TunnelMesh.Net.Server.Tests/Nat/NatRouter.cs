@@ -98,7 +98,8 @@ public sealed class NatRouter : IAsyncDisposable
         await Namespace.ExecCheckAsync("ip", "addr", "add", $"{LanGateway}/24", "dev", "lan0");
         await Namespace.ExecCheckAsync("ip", "link", "set", "lan0", "up");
 
-        await Namespace.ExecCheckAsync("sysctl", "-q", "-w", "net.ipv4.ip_forward=1");
+        // /proc/sys/net belongs to the namespace of the process that writes it (no procps needed for sysctl).
+        await Namespace.ExecCheckAsync("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward");
         string masquerade = Kind == NatKind.Hard ? "masquerade random" : "masquerade";
         string rules = $$"""
             table ip nat {
