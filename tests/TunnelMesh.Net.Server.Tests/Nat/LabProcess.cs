@@ -62,10 +62,24 @@ public sealed class LabProcess : IAsyncDisposable
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing: build src/TunnelMesh.Net.Cli -c {configuration} first");
     }
 
+    /// <summary>The dotnet host running this test (DOTNET_HOST_PATH, else the one above the runtime directory, else dotnet on PATH).</summary>
+    private static string DotnetHost()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host)
+        {
+            return host;
+        }
+
+        // .../dotnet/shared/Microsoft.NETCore.App/<version>/ → .../dotnet/dotnet
+        var runtime = new DirectoryInfo(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory().TrimEnd(Path.DirectorySeparatorChar));
+        string? candidate = runtime.Parent?.Parent?.Parent is { } root ? Path.Combine(root.FullName, "dotnet") : null;
+        return candidate is not null && File.Exists(candidate) ? candidate : "dotnet";
+    }
+
     /// <summary>Starts <c>tunnelmesh ARGS</c> inside <paramref name="ns"/>.</summary>
     public static LabProcess Start(string what, NetNamespace ns, IEnumerable<string> args)
     {
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        string dotnet = DotnetHost();
         var output = new StringBuilder();
         var process = ProcessRunner.Start("ip", ["netns", "exec", ns.Name, dotnet, CliDll(), .. args], output,
             new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" });
@@ -75,7 +89,7 @@ public sealed class LabProcess : IAsyncDisposable
     /// <summary>Runs <c>tunnelmesh ARGS</c> inside <paramref name="ns"/> to its end and returns its stdout; throws with the output on a non-zero exit.</summary>
     public static async Task<string> RunAsync(NetNamespace ns, params string[] args)
     {
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        string dotnet = DotnetHost();
         var r = await ns.ExecAsync(dotnet, [CliDll(), .. args], TimeSpan.FromSeconds(60));
         return r.ExitCode == 0 ? r.Stdout : throw new InvalidOperationException($"tunnelmesh {string.Join(' ', args)} exited {r.ExitCode}: {r.All}");
     }
