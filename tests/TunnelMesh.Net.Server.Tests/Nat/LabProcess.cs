@@ -81,8 +81,38 @@ public sealed class LabProcess : IAsyncDisposable
     {
         string dotnet = DotnetHost();
         var output = new StringBuilder();
-        var process = ProcessRunner.Start("ip", ["netns", "exec", ns.Name, dotnet, CliDll(), .. args], output,
-            new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" });
+        var psi = new ProcessStartInfo(ExternalTools.Find("ip") ?? "ip")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in (string[])["netns", "exec", ns.Name, dotnet, CliDll(), .. args])
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        var process = new Process { StartInfo = psi };
+
+        // Each line stamped with the wall clock, so the logs of the lab's processes can be read side by side.
+        void Append(object? sender, DataReceivedEventArgs e)
+        {
+            if (e.Data is not null)
+            {
+                lock (output)
+                {
+                    output.Append(DateTime.UtcNow.ToString("HH:mm:ss.fff ", CultureInfo.InvariantCulture)).AppendLine(e.Data);
+                }
+            }
+        }
+
+        process.OutputDataReceived += Append;
+        process.ErrorDataReceived += Append;
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
         return new LabProcess(what, process, output);
     }
 

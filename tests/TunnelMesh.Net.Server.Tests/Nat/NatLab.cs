@@ -50,6 +50,9 @@ public sealed class NatLab : IAsyncDisposable
 
     public string AuthKey { get; private set; } = "";
 
+    /// <summary>Whether <c>TM_NAT_VERBOSE=1</c>: nodes log at debug level, and tests print every process's output even when they pass.</summary>
+    public static bool Verbose { get; } = Environment.GetEnvironmentVariable("TM_NAT_VERBOSE") == "1";
+
     /// <summary>How long any one step of building the lab or starting a node may take.</summary>
     public static TimeSpan StepDeadline { get; } = TimeSpan.FromSeconds(60);
 
@@ -101,7 +104,9 @@ public sealed class NatLab : IAsyncDisposable
     /// <summary>Starts <c>tunnelmesh join --hostname NAME</c> on <paramref name="host"/> with the lab's auth key and any <paramref name="extra"/> options.</summary>
     public async Task<LabNode> StartNodeAsync(string name, LabHost host, params string[] extra)
     {
-        var node = await LabNode.StartAsync(name, host, Path.Combine(Directory, name), CoordinatorUrl, AuthKey, extra, StepDeadline);
+        // TM_NAT_VERBOSE=1: nodes log at debug level (only the log level changes; the options stay the defaults).
+        string[] args = Verbose ? [.. extra, "--verbose"] : extra;
+        var node = await LabNode.StartAsync(name, host, Path.Combine(Directory, name), CoordinatorUrl, AuthKey, args, StepDeadline);
         _owned.Add(node);
         return node;
     }
@@ -131,7 +136,7 @@ public sealed class NatLab : IAsyncDisposable
     public string Logs() => string.Join("\n", _owned.OfType<LabNode>().Select(n => $"--- {n.Name} ---\n{Tail(n.Process.Output)}")
         .Prepend($"--- coordinator ---\n{Tail(Coordinator?.Output ?? "")}"));
 
-    private static string Tail(string text, int lines = 40) => string.Join('\n', text.Split('\n').TakeLast(lines));
+    private static string Tail(string text) => Verbose ? text : string.Join('\n', text.Split('\n').TakeLast(40));
 
     public async ValueTask DisposeAsync()
     {

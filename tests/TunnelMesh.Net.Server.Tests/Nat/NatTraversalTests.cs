@@ -215,6 +215,10 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         try
         {
             await body();
+            if (NatLab.Verbose)
+            {
+                output.WriteLine(lab.Logs());
+            }
         }
         catch (Exception ex)
         {
