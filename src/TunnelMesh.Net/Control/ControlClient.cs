@@ -59,6 +59,7 @@ internal sealed class ControlClient : IDisposable
         {
             socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
             socket.Options.KeepAliveInterval = keepAlive;
+            socket.Options.KeepAliveTimeout = TimeSpan.FromSeconds(10); // a dead stream (lost address, NAT state gone) is noticed and reopened
             socket.Options.CollectHttpResponseDetails = true;
             await socket.ConnectAsync(MapUri, cancellationToken).ConfigureAwait(false);
             return socket;

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Net;
+using System.Net.NetworkInformation;
 using System.Net.WebSockets;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
@@ -77,6 +79,8 @@ internal sealed class RelayTransport : IDatagramTransport
     private readonly CancellationTokenSource _stop = new();
     private readonly PacketBuffer[] _delivery = new PacketBuffer[1];
     private IDatagramReceiver? _receiver;
+    private ClientWebSocket? _current;
+    private HashSet<IPAddress> _addresses = [];
     private Task? _loop;
     private int _connected;
     private long _connections;
@@ -132,7 +136,46 @@ internal sealed class RelayTransport : IDatagramTransport
             throw new InvalidOperationException("The transport is already started.");
         }
 
+        _addresses = LocalAddresses();
+        NetworkChange.NetworkAddressChanged += OnNetworkAddressChanged;
         _loop = Task.Run(() => RunAsync(_stop.Token));
+    }
+
+    /// <summary>
+    /// One of this host's addresses went away (a new DHCP lease, another network): the relay's TCP
+    /// connection may have been bound to it, and then nothing would tell us it is dead before the
+    /// keepalive timeout. Reconnect at once from the addresses the host has now.
+    /// </summary>
+    private void OnNetworkAddressChanged(object? sender, EventArgs e)
+    {
+        var now = LocalAddresses();
+        var before = Interlocked.Exchange(ref _addresses, now);
+        if (!before.IsSubsetOf(now) && Volatile.Read(ref _current) is { } socket)
+        {
+            RelayTransportLog.AddressLost(_logger, _url);
+            socket.Abort(); // the receive loop ends and RunAsync reconnects
+        }
+    }
+
+    private static HashSet<IPAddress> LocalAddresses()
+    {
+        var addresses = new HashSet<IPAddress>();
+        try
+        {
+            foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+            {
+                foreach (var unicast in nic.GetIPProperties().UnicastAddresses)
+                {
+                    addresses.Add(unicast.Address);
+                }
+            }
+        }
+        catch (NetworkInformationException)
+        {
+            // No answer this time: compare against an empty set (no reconnect) until the next change.
+        }
+
+        return addresses;
     }
 
     /// <inheritdoc/>
@@ -168,6 +211,7 @@ internal sealed class RelayTransport : IDatagramTransport
             return;
         }
 
+        NetworkChange.NetworkAddressChanged -= OnNetworkAddressChanged;
         await _stop.CancelAsync().ConfigureAwait(false);
         if (_loop is not null)
         {
@@ -194,7 +238,10 @@ internal sealed class RelayTransport : IDatagramTransport
                 socket.Options.SetRequestHeader("Authorization", "Bearer " + token);
             }
 
+            // A ping every 15 s that must be answered within 10 s: a connection that died without a FIN or RST
+            // (a NAT that forgot it, a lost address) is noticed and replaced instead of swallowing frames.
             socket.Options.KeepAliveInterval = TimeSpan.FromSeconds(15);
+            socket.Options.KeepAliveTimeout = TimeSpan.FromSeconds(10);
             using var connection = CancellationTokenSource.CreateLinkedTokenSource(stop);
             Task? sending = null;
             try
@@ -204,6 +251,7 @@ internal sealed class RelayTransport : IDatagramTransport
                 Volatile.Write(ref _connected, 1);
                 RelayTransportLog.Connected(_logger, _url);
                 delay = _minDelay;
+                Volatile.Write(ref _current, socket);
                 sending = SendLoopAsync(socket, connection.Token);
                 await ReceiveLoopAsync(socket, stop).ConfigureAwait(false);
             }
@@ -220,6 +268,7 @@ internal sealed class RelayTransport : IDatagramTransport
             finally
             {
                 Volatile.Write(ref _connected, 0);
+                Volatile.Write(ref _current, null);
                 await connection.CancelAsync().ConfigureAwait(false);
                 socket.Abort();
                 if (sending is not null)
@@ -385,4 +434,7 @@ internal static partial class RelayTransportLog
 
     [LoggerMessage(303, LogLevel.Information, "Relay {Url} closed the connection ({Status} {Description}); reconnecting")]
     public static partial void Closed(ILogger logger, Uri url, WebSocketCloseStatus? status, string? description);
+
+    [LoggerMessage(304, LogLevel.Information, "An address of this host went away; reconnecting to the relay {Url}")]
+    public static partial void AddressLost(ILogger logger, Uri url);
 }
