@@ -2,24 +2,25 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using TunnelMesh.Net.Tests.Support;
+using TunnelMesh.Net.Server.Tests.Support;
 using Xunit.Abstractions;
+using Xunit.Sdk;
 
 namespace TunnelMesh.Net.Server.Tests.Nat;
 
-/// <summary>Runs only when <c>TM_NAT_BENCH=1</c> (benchmarks/nat/run.sh sets it), as root; skipped in the test suite.</summary>
-public sealed class NatBenchFactAttribute : FactAttribute
+/// <summary>Exists only when <c>TM_NAT_BENCH=1</c> (benchmarks/nat/run.sh sets it), as root; not part of the test suite.</summary>
+[XunitTestCaseDiscoverer("TunnelMesh.Net.Server.Tests.Support.OptInBenchmarkDiscoverer", "TunnelMesh.Net.Server.Tests")]
+public sealed class NatBenchFactAttribute : FactAttribute, IOptInBenchmark
 {
     public NatBenchFactAttribute()
     {
-        if (Environment.GetEnvironmentVariable("TM_NAT_BENCH") != "1")
-        {
-            Skip = "a benchmark: run benchmarks/nat/run.sh";
-        }
-        else if (!ExternalTools.IsRoot)
+        if (!ExternalTools.IsRoot)
         {
             Skip = "needs root (network namespaces)";
         }
     }
+
+    public string Variable => "TM_NAT_BENCH";
 }
 
 /// <summary>

@@ -4,24 +4,25 @@ using System.Net;
 using TunnelMesh.Net.Server.Tests.EndToEnd;
 using TunnelMesh.Net.Server.Tests.Stores;
 using TunnelMesh.Net.Transport;
+using TunnelMesh.Net.Server.Tests.Support;
 using Xunit.Abstractions;
+using Xunit.Sdk;
 
 namespace TunnelMesh.Net.Server.Tests.Relay;
 
-/// <summary>Runs only with <c>TM_BENCH_REPLICAS=1</c> (and PostgreSQL): a benchmark, not a check.</summary>
-public sealed class ReplicaBenchmarkFactAttribute : FactAttribute
+/// <summary>Exists only with <c>TM_BENCH_REPLICAS=1</c> (and PostgreSQL): a benchmark, not a check, and not part of the test suite.</summary>
+[XunitTestCaseDiscoverer("TunnelMesh.Net.Server.Tests.Support.OptInBenchmarkDiscoverer", "TunnelMesh.Net.Server.Tests")]
+public sealed class ReplicaBenchmarkFactAttribute : FactAttribute, IOptInBenchmark
 {
     public ReplicaBenchmarkFactAttribute()
     {
-        if (Environment.GetEnvironmentVariable("TM_BENCH_REPLICAS") != "1")
-        {
-            Skip = "a benchmark: set TM_BENCH_REPLICAS=1 (and TM_TEST_POSTGRES) to run it";
-        }
-        else if (PostgresFactAttribute.ConnectionString is null)
+        if (PostgresFactAttribute.ConnectionString is null)
         {
             Skip = "needs PostgreSQL: set TM_TEST_POSTGRES";
         }
     }
+
+    public string Variable => "TM_BENCH_REPLICAS";
 }
 
 /// <summary>

@@ -17,8 +17,10 @@ public sealed class NodeCandidatesTests
         candidates.SetExtra(["198.51.100.4:60000", "203.0.113.7:41641", "127.0.0.1:41641"], CandidateKind.Reflexive);
         candidates.SetExtra(["198.51.100.4:5351"], CandidateKind.PortMapped);
 
+        // Interfaces first, then the port mapping before the STUN answers: the cap on published
+        // endpoints must never cut the mapping, the candidate most likely to work behind a hard NAT.
         Assert.Equal(
-            ["192.168.1.20:41641", "203.0.113.7:41641", "127.0.0.1:41641", "198.51.100.4:60000", "198.51.100.4:5351"],
+            ["192.168.1.20:41641", "203.0.113.7:41641", "127.0.0.1:41641", "198.51.100.4:5351", "198.51.100.4:60000"],
             candidates.Endpoints());
         var kinds = candidates.Current().ToDictionary(c => c.Endpoint.ToIPEndPoint().ToString(), c => c.Kind);
         Assert.Equal(CandidateKind.Local, kinds["192.168.1.20:41641"]);
