@@ -772,7 +772,7 @@ public sealed class MeshNode : IAsyncDisposable
     /// reported again, and every peer's path choice probes at once (calling its peer while relayed);
     /// a direct path whose source address moved is followed by the peer (WireGuard roaming).
     /// </summary>
-    private void OnNetworkChanged()
+    private void OnNetworkChanged(bool addressLost)
     {
         if (Volatile.Read(ref _state) != 1)
         {
@@ -781,8 +781,8 @@ public sealed class MeshNode : IAsyncDisposable
 
         MeshNodeLog.NetworkChanged(_loggerFactory.CreateLogger<MeshNode>());
         Interlocked.Exchange(ref _stunWake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-        _control?.OnNetworkChanged();
-        _device?.OnNetworkChanged();
+        _control?.OnNetworkChanged(addressLost);
+        _device?.OnNetworkChanged(addressLost);
     }
 
     private static async Task<IPEndPoint> ResolveStunServerAsync(string hostPort, CancellationToken cancellationToken)

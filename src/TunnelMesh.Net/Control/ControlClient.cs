@@ -20,13 +20,26 @@ internal static class ControlJson
 /// </summary>
 internal sealed class ControlClient : IDisposable
 {
-    private readonly HttpClient _http;
     private readonly Uri _api;
+    private readonly TimeSpan _requestTimeout;
+    private HttpClient _http;
 
     public ControlClient(Uri controlUrl, TimeSpan requestTimeout)
     {
         _api = new Uri(controlUrl.AbsoluteUri.TrimEnd('/') + "/api/v1/");
+        _requestTimeout = requestTimeout;
         _http = new HttpClient { Timeout = requestTimeout };
+    }
+
+    /// <summary>
+    /// Drops every pooled HTTP connection (one of the host's addresses went away: a pooled connection
+    /// bound to it would hang until the request timeout). Requests in flight on the old connections fail.
+    /// </summary>
+    public void ResetConnections()
+    {
+        var old = Interlocked.Exchange(ref _http, new HttpClient { Timeout = _requestTimeout });
+        old.CancelPendingRequests();
+        old.Dispose();
     }
 
     /// <summary>The WebSocket address of the peer map stream.</summary>
@@ -34,7 +47,7 @@ internal sealed class ControlClient : IDisposable
 
     public async Task<JoinResponse> JoinAsync(JoinRequest request, CancellationToken cancellationToken)
     {
-        using var response = await _http.PostAsJsonAsync(new Uri(_api, "join"), request, ControlJson.Options, cancellationToken).ConfigureAwait(false);
+        using var response = await Volatile.Read(ref _http).PostAsJsonAsync(new Uri(_api, "join"), request, ControlJson.Options, cancellationToken).ConfigureAwait(false);
         await ThrowIfRefusedAsync(response, cancellationToken).ConfigureAwait(false);
         return await response.Content.ReadFromJsonAsync<JoinResponse>(ControlJson.Options, cancellationToken).ConfigureAwait(false)
             ?? throw new MeshControlException(response.StatusCode, "the join answer was empty");
@@ -47,7 +60,7 @@ internal sealed class ControlClient : IDisposable
             Content = JsonContent.Create(new EndpointUpdate(endpoints), options: ControlJson.Options),
         };
         message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        using var response = await _http.SendAsync(message, cancellationToken).ConfigureAwait(false);
+        using var response = await Volatile.Read(ref _http).SendAsync(message, cancellationToken).ConfigureAwait(false);
         await ThrowIfRefusedAsync(response, cancellationToken).ConfigureAwait(false);
     }
 
@@ -77,7 +90,7 @@ internal sealed class ControlClient : IDisposable
         }
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose() => Volatile.Read(ref _http).Dispose();
 
     private static async Task ThrowIfRefusedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {

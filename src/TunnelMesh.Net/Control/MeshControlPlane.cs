@@ -53,6 +53,8 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private bool _joined;
     private PeerMapMessage? _pendingMap;
     private WireGuardDevice? _device;
+    private CancellationTokenSource? _connection;
+    private int _reconnectNow;
     private IReadOnlyList<string>? _reportedEndpoints;
     private Task? _loop;
     private long _version;
@@ -114,10 +116,30 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     /// <summary>This node's candidates with their kinds, as published (<see cref="NodeCandidates.Current"/>).</summary>
     internal IReadOnlyList<PathCandidate> CurrentCandidates() => _candidates.Current();
 
-    /// <summary>The network changed: the endpoints are checked and reported again at once.</summary>
-    internal void OnNetworkChanged()
+    /// <summary>
+    /// The network changed: the endpoints are checked and reported again at once. When one of the
+    /// host's addresses went away, the map stream and every pooled HTTP connection may be bound to it
+    /// and dead without a word (until the 10 s keepalive timeout, or a request's timeout): they are
+    /// dropped, and the loop reconnects at once, from the addresses the host has now.
+    /// </summary>
+    internal void OnNetworkChanged(bool addressLost = false)
     {
         _candidates.Invalidate();
+        if (addressLost && Volatile.Read(ref _disposed) == 0)
+        {
+            ControlLog.AddressLost(_logger);
+            Volatile.Write(ref _reconnectNow, 1);
+            _client.ResetConnections();
+            try
+            {
+                Volatile.Read(ref _connection)?.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // That connection just ended; the loop is reconnecting anyway.
+            }
+        }
+
         SignalEndpoints();
     }
 
@@ -347,6 +369,12 @@ internal sealed class MeshControlPlane : IAsyncDisposable
 
             failures = received ? 0 : failures + 1;
             var delay = Backoff(failures);
+            if (Interlocked.Exchange(ref _reconnectNow, 0) != 0)
+            {
+                failures = 0;
+                delay = TimeSpan.Zero; // dropped on purpose (an address went away): not a failure of the coordinator
+            }
+
             ControlLog.Reconnecting(_logger, delay.TotalSeconds);
             try
             {
@@ -371,14 +399,21 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private async Task<bool> RunConnectionAsync(ClientWebSocket socket, CancellationToken cancellationToken)
     {
         using var connection = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Volatile.Write(ref _connection, connection);
         _reportedEndpoints = null;
         var reporter = ReportEndpointsAsync(connection.Token);
+        bool received = false;
         try
         {
-            return await ReceiveMapAsync(socket, cancellationToken).ConfigureAwait(false);
+            return await ReceiveMapAsync(socket, () => received = true, connection.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (connection.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return received; // dropped by OnNetworkChanged: reconnect
         }
         finally
         {
+            Interlocked.CompareExchange(ref _connection, null, connection);
             await connection.CancelAsync().ConfigureAwait(false);
             try
             {
@@ -404,7 +439,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
         }
     }
 
-    private async Task<bool> ReceiveMapAsync(ClientWebSocket socket, CancellationToken cancellationToken)
+    private async Task<bool> ReceiveMapAsync(ClientWebSocket socket, Action onReceived, CancellationToken cancellationToken)
     {
         bool received = false;
         var buffer = new ArrayBufferWriter<byte>(64 * 1024);
@@ -458,6 +493,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
             if (!received)
             {
                 received = true;
+                onReceived();
                 SetConnected(true);
             }
 
@@ -479,7 +515,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
                     _reportedEndpoints = endpoints;
                     ControlLog.EndpointsReported(_logger, string.Join(", ", endpoints));
                 }
-                catch (Exception ex) when (ex is HttpRequestException or MeshControlException || (ex is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+                catch (Exception ex) when (ex is HttpRequestException or MeshControlException or ObjectDisposedException || (ex is TaskCanceledException && !cancellationToken.IsCancellationRequested))
                 {
                     ControlLog.EndpointReportFailed(_logger, ex.Message);
                 }

@@ -97,6 +97,7 @@ internal sealed class PathCounters
     internal long CallMeMaybeSent;
     internal long CallMeMaybeReceived;
     internal long Keepalives;
+    internal long FellBackOnMove;
 
     /// <summary>Pongs that answered no ping of ours (forged sessions cannot reach here; replays and stale ones do).</summary>
     public long UnmatchedPongs => Interlocked.Read(ref PongsUnmatched);
@@ -112,4 +113,7 @@ internal sealed class PathCounters
 
     /// <summary>Keepalive pings sent on an idle direct path.</summary>
     public long KeepalivePings => Interlocked.Read(ref Keepalives);
+
+    /// <summary>Direct paths given up at once because one side moved (an address of ours went away, or the peer stopped announcing the endpoint in use).</summary>
+    public long MoveFallbacks => Interlocked.Read(ref FellBackOnMove);
 }

@@ -356,6 +356,7 @@ internal sealed class PeerPaths : IDisposable
     public void OnCallMeMaybe(IReadOnlyList<PathCandidate> candidates)
     {
         bool probe;
+        bool fellBack = false;
         lock (_gate)
         {
             if (_disposed)
@@ -364,8 +365,20 @@ internal sealed class PeerPaths : IDisposable
             }
 
             Interlocked.Increment(ref Counters.CallMeMaybeReceived);
+            var before = _announced;
             _announced = candidates.Count <= PathControl.MaxCandidates ? [.. candidates] : candidates.Take(PathControl.MaxCandidates).ToList();
             long now = _time.GetTimestamp();
+            if (_path == PeerPath.Direct && before.Exists(c => c.Endpoint == _inUse) && !_announced.Exists(c => c.Endpoint == _inUse))
+            {
+                // The peer announced the endpoint in use before and no longer does: it moved (a new
+                // address, a new NAT mapping), so the path is likely dead. The relay reaches it; its
+                // new candidates are probed below. An endpoint it never announced (a roaming source,
+                // a hard NAT's port) is not judged by the list.
+                FallBackLocked(now);
+                fellBack = true;
+                _lastCallHandled = long.MinValue;
+            }
+
             probe = _lastCallHandled == long.MinValue || _time.GetElapsedTime(_lastCallHandled, now) >= _timing.ProbeInterval / 2;
             if (probe)
             {
@@ -373,6 +386,13 @@ internal sealed class PeerPaths : IDisposable
                 ResetRetryLocked(now);
                 _nextLanProbe = now;
             }
+        }
+
+        if (fellBack)
+        {
+            Interlocked.Increment(ref Counters.FellBackOnMove);
+            _peer.SetEndpoint(Relay);
+            _changed(PeerPath.Relay);
         }
 
         if (probe)
@@ -406,11 +426,17 @@ internal sealed class PeerPaths : IDisposable
     /// <summary>
     /// This node's network changed (an address came or went): on the relay, call the peer and probe at
     /// once; direct, ping the path in use now (from the new source address if it moved, so the peer
-    /// follows) and the peer's LAN candidates.
+    /// follows) and the peer's LAN candidates. When one of the host's addresses went away, a direct
+    /// path may have been sent from it and be dead: the peer moves to the relay at once (it always
+    /// works, and a switch keeps connections), the call goes through the relay so the peer learns our
+    /// new candidates and probes back, and the first pong moves it to direct again. Waiting for the
+    /// direct timeout instead stalls every connection for 6 s and more.
     /// </summary>
-    public void OnNetworkChanged()
+    /// <param name="addressLost">Whether one of the host's addresses went away.</param>
+    public void OnNetworkChanged(bool addressLost = false)
     {
         Endpoint inUse;
+        bool fellBack = false;
         lock (_gate)
         {
             if (_disposed)
@@ -418,21 +444,34 @@ internal sealed class PeerPaths : IDisposable
                 return;
             }
 
-            // A burst of address events (DHCP, an interface flapping) probes once per half interval.
+            // A burst of address events (DHCP, an interface flapping) probes once per half interval;
+            // an address lost is never skipped (the path may be dead).
             long now = _time.GetTimestamp();
-            if (_lastNetworkChange != long.MinValue && _time.GetElapsedTime(_lastNetworkChange, now) < _timing.ProbeInterval / 2)
+            if (!addressLost && _lastNetworkChange != long.MinValue && _time.GetElapsedTime(_lastNetworkChange, now) < _timing.ProbeInterval / 2)
             {
                 return;
             }
 
             _lastNetworkChange = now;
+            inUse = _path == PeerPath.Direct ? _inUse : default;
+            if (addressLost && _path == PeerPath.Direct)
+            {
+                FallBackLocked(now);
+                fellBack = true;
+            }
+
             ResetRetryLocked(now);
             _nextLanProbe = now;
             _lastCallSent = long.MinValue;
-            inUse = _path == PeerPath.Direct ? _inUse : default;
         }
 
-        if (inUse.IsSet)
+        if (fellBack)
+        {
+            Interlocked.Increment(ref Counters.FellBackOnMove);
+            _peer.SetEndpoint(Relay);
+            _changed(PeerPath.Relay);
+        }
+        else if (inUse.IsSet)
         {
             SendPing(inUse, NextRound());
         }

@@ -115,12 +115,13 @@ internal sealed class WireGuardDevice : IDatagramReceiver, IPacketOutput
     /// <summary>Whether the node has open connections to a peer, for the direct path's keepalive (set before adding peers).</summary>
     internal Func<WireGuardPeer, bool>? CarriesConnections { get; set; }
 
-    /// <summary>This node's network changed: every peer's path choice probes again at once (and calls its peer while relayed).</summary>
-    internal void OnNetworkChanged()
+    /// <summary>This node's network changed: every peer's path choice probes again at once and calls its peer (see <see cref="PeerPaths.OnNetworkChanged"/>).</summary>
+    /// <param name="addressLost">Whether one of the host's addresses went away (direct paths may be dead: they move to the relay until a probe answers).</param>
+    internal void OnNetworkChanged(bool addressLost = false)
     {
         foreach (var peer in _peers.Values)
         {
-            peer.Paths?.OnNetworkChanged();
+            peer.Paths?.OnNetworkChanged(addressLost);
         }
     }
 

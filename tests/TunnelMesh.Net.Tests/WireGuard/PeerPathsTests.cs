@@ -119,6 +119,79 @@ public sealed class PeerPathsTests
     }
 
     [Fact]
+    public void When_an_address_of_ours_goes_away_a_direct_peer_moves_to_the_relay_at_once_is_called_through_it_and_comes_back_on_a_pong()
+    {
+        PathCandidate[] ours = [new(Endpoint.FromIPv4(0xC0000203, 51820), CandidateKind.Local)];
+        var (time, peer, paths) = Create([Wan], () => ours);
+        time.Advance(Timing.ProbeInterval);
+        paths.OnPong(Wan, peer.Pings().Single(p => p.To == Wan).Txid);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+
+        // Only an address added: the path stays, and is pinged from wherever the kernel now sends it.
+        int pings = peer.Pings().Count;
+        paths.OnNetworkChanged(addressLost: false);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+        Assert.Equal(pings + 1, peer.Pings().Count);
+        Assert.Equal(Wan, peer.Pings()[^1].To);
+
+        // An address lost, even right after another change: on the relay at once, without waiting for
+        // the direct timeout, the call goes through the relay, and a round probes the peer again.
+        int calls = peer.Calls().Count;
+        paths.OnNetworkChanged(addressLost: true);
+        Assert.Equal(PeerPath.Relay, paths.Path);
+        Assert.Equal(RelayEndpoint, peer.Endpoint);
+        Assert.Equal(1, paths.Counters.MoveFallbacks);
+        Assert.Equal(RelayEndpoint, peer.Calls()[calls].To);
+        var again = peer.Pings()[^1];
+        Assert.Equal(Wan, again.To);
+
+        paths.OnPong(Wan, again.Txid);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+        Assert.Equal(Wan, peer.Endpoint);
+    }
+
+    [Fact]
+    public void A_peer_that_stops_announcing_the_endpoint_in_use_moves_to_the_relay_and_its_new_candidates_are_probed()
+    {
+        var moved = Endpoint.FromIPv4(0xCB007105, 40777); // the same NAT, a new mapping (the peer's host was renumbered)
+        var (time, peer, paths) = Create([Wan]);
+        paths.OnCallMeMaybe([new PathCandidate(Wan, CandidateKind.Reflexive)]);
+        paths.OnPong(Wan, peer.Pings().Single(p => p.To == Wan).Txid);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+
+        // The same list again, or one that still has the endpoint in use: nothing moves.
+        time.Advance(Timing.ProbeInterval);
+        paths.OnCallMeMaybe([new PathCandidate(Wan, CandidateKind.Reflexive), new PathCandidate(Elsewhere, CandidateKind.Reflexive)]);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+
+        time.Advance(Timing.ProbeInterval);
+        paths.OnCallMeMaybe([new PathCandidate(moved, CandidateKind.Reflexive)]);
+        Assert.Equal(PeerPath.Relay, paths.Path);
+        Assert.Equal(RelayEndpoint, peer.Endpoint);
+        var ping = peer.Pings().Single(p => p.To == moved);
+        paths.OnPong(moved, ping.Txid);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+        Assert.Equal(moved, peer.Endpoint);
+    }
+
+    [Fact]
+    public void A_direct_endpoint_the_peer_never_announced_is_not_given_up_because_of_its_list()
+    {
+        // A hard NAT's port, learned from the peer's own traffic: never in what it announces.
+        var roaming = Endpoint.FromIPv4(0xCB007105, 51111);
+        var (_, peer, paths) = Create([Wan]);
+        paths.OnCallMeMaybe([new PathCandidate(Wan, CandidateKind.Reflexive)]);
+        paths.OnAuthenticated(roaming, PathEvidence.Transport);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+        Assert.Equal(roaming, peer.Endpoint);
+
+        paths.OnCallMeMaybe([new PathCandidate(Elsewhere, CandidateKind.Reflexive)]);
+        Assert.Equal(PeerPath.Direct, paths.Path);
+        Assert.Equal(roaming, peer.Endpoint);
+        Assert.Equal(0, paths.Counters.MoveFallbacks);
+    }
+
+    [Fact]
     public void A_session_coming_up_on_the_relay_calls_the_peer_through_the_relay_with_our_candidates_and_probes_at_once()
     {
         PathCandidate[] ours = [new(Endpoint.FromIPv4(0xC0000203, 51820), CandidateKind.Local), new(Endpoint.FromIPv4(0xCB007106, 40002), CandidateKind.Reflexive)];
