@@ -37,8 +37,8 @@ internal static class ServeCommand
         var suffix = new Option<string>("--dns-suffix") { Description = "The DNS suffix of mesh names.", DefaultValueFactory = _ => "tunnelmesh" };
         var stun = new Option<int[]>("--stun-port")
         {
-            Description = "UDP port of the STUN responder (0: off). Repeat it to answer on more ports (e.g. --stun-port 3478 --stun-port 3479): with two, `tunnelmesh netcheck` tells easy NATs from hard ones.",
-            DefaultValueFactory = _ => [3478],
+            Description = "UDP port of the STUN responder (0: off); repeatable (default: 3478 and 3479: with two destinations `tunnelmesh netcheck` tells easy NATs from hard ones).",
+            DefaultValueFactory = _ => [3478, 3479],
         };
         var stunAdvertise = new Option<string[]>("--stun-advertise")
         {

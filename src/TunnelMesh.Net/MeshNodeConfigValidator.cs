@@ -161,7 +161,10 @@ internal static class MeshNodeConfigValidator
             throw new MeshConfigurationException($"{O}.{nameof(options.StateDirectory)}", $"'{dir}' is not a directory path.");
         }
 
-        return new ControlConfig(url, options.AuthKey, hostname.Trim(), options.StateDirectory, options.Ephemeral);
+        // A node that keeps no identity (no state directory, no fixed key) is a new node on every start:
+        // its old entry could never be used again, so it is ephemeral (removed once offline) by default.
+        bool ephemeral = options.Ephemeral || (options.StateDirectory is null && options.PrivateKey is null);
+        return new ControlConfig(url, options.AuthKey, hostname.Trim(), options.StateDirectory, ephemeral);
     }
 
     /// <summary>An IP endpoint as is, a DNS endpoint resolved (IPv4 first); a failure names <paramref name="option"/>.</summary>

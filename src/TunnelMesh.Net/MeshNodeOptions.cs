@@ -68,12 +68,18 @@ public sealed class MeshNodeOptions
     /// </summary>
     /// <remarks>
     /// Default none: nothing is kept, and each start is a new node (a new key unless
-    /// <see cref="PrivateKey"/> is set) that needs the coordinator and <see cref="AuthKey"/>.
+    /// <see cref="PrivateKey"/> is set) that needs the coordinator and <see cref="AuthKey"/>. Without a
+    /// state directory and without <see cref="PrivateKey"/> the node joins as ephemeral (see
+    /// <see cref="Ephemeral"/>), so that restarts do not leave dead nodes in the mesh.
     /// </remarks>
     public string? StateDirectory { get; set; }
 
     /// <summary>Ask the coordinator to remove this node after it has been offline for the mesh's ephemeral timeout.</summary>
-    /// <remarks>Default false. An ephemeral auth key makes the node ephemeral regardless.</remarks>
+    /// <remarks>
+    /// Default false, but a node with neither <see cref="StateDirectory"/> nor <see cref="PrivateKey"/>
+    /// joins as ephemeral anyway: its next start is a new node with a new key, so its entry could never
+    /// be used again. An ephemeral auth key makes the node ephemeral regardless.
+    /// </remarks>
     public bool Ephemeral { get; set; }
 
     /// <summary>

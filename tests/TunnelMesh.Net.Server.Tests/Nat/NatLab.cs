@@ -67,9 +67,9 @@ public sealed class NatLab : IAsyncDisposable
             await internet.ExecCheckAsync("ip", "addr", "add", $"{CoordinatorAddress}/24", "dev", "br0");
             await internet.ExecCheckAsync("ip", "link", "set", "br0", "up");
 
-            // STUN is advertised as the --listen host with --stun-port: 203.0.113.10:3478.
+            // Default STUN ports, advertised as the --listen host with each: 203.0.113.10:3478 and :3479.
             lab.Coordinator = LabProcess.Start("serve", internet,
-                ["serve", "--listen", lab.CoordinatorUrl, "--db", Path.Combine(lab.Directory, "coordinator.db"), "--admin-key", AdminKey, "--stun-port", "3478"]);
+                ["serve", "--listen", lab.CoordinatorUrl, "--db", Path.Combine(lab.Directory, "coordinator.db"), "--admin-key", AdminKey]);
             lab._owned.Add(lab.Coordinator);
             await lab.Coordinator.WaitForOutputAsync("coordinator listening on", StepDeadline);
             lab.AuthKey = (await LabProcess.RunAsync(internet, "authkey", "create", "--server", lab.CoordinatorUrl, "--admin-key", AdminKey, "--reusable")).Trim();

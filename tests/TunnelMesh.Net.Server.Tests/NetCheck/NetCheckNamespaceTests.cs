@@ -71,7 +71,7 @@ public sealed class NetCheckNamespaceTests
         try
         {
             string url = "http://203.0.113.10:8080";
-            var serve = Start(internet, dir, processes, "serve", "--listen", url, "--db", Path.Combine(dir, "c.db"), "--admin-key", Admin, "--stun-port", "3478", "--stun-port", "3479");
+            var serve = Start(internet, dir, processes, "serve", "--listen", url, "--db", Path.Combine(dir, "c.db"), "--admin-key", Admin); // default STUN ports: 3478 and 3479
             await Until(() => Text(serve).Contains("coordinator listening", StringComparison.Ordinal), "serve listens", serve);
             if (miniupnpd)
             {

@@ -61,6 +61,35 @@ public sealed class ControlledNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_node_that_keeps_no_identity_joins_as_ephemeral_so_restarts_do_not_pile_up_dead_nodes()
+    {
+        var server = await StartServerAsync();
+
+        // Defaults: no state directory, no key. The next start is a new node with a new key, so this
+        // entry could never be used again: it asks to be removed once offline.
+        var throwaway = await StartNodeAsync(server, "throwaway");
+        Assert.True(server.EphemeralOf(throwaway.PublicKey));
+
+        // A state directory keeps the identity: a normal node.
+        string dir = Path.Combine(Path.GetTempPath(), "tm-eph-" + Guid.NewGuid().ToString("N"));
+        MeshNode? kept = null;
+        try
+        {
+            kept = await StartNodeAsync(server, "kept", dir);
+            Assert.False(server.EphemeralOf(kept.PublicKey));
+        }
+        finally
+        {
+            if (kept is not null)
+            {
+                await kept.DisposeAsync();
+            }
+
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task An_unknown_mesh_name_fails_with_host_not_found_naming_it()
     {
         var server = await StartServerAsync();

@@ -87,6 +87,9 @@ public sealed class FakeControlServer : IAsyncDisposable
     }
 
     /// <summary>The endpoints a node last reported (by join or PUT).</summary>
+    /// <summary>Whether the node with this key asked to be ephemeral when it joined (null: not joined).</summary>
+    public bool? EphemeralOf(NodePublicKey key) => _nodes.TryGetValue(key.ToString(), out var n) ? n.Info.Ephemeral : null;
+
     public IReadOnlyList<string> EndpointsOf(NodePublicKey key) => _nodes.TryGetValue(key.ToString(), out var n) ? n.Info.Endpoints : [];
 
     /// <summary>How many map streams are open.</summary>
