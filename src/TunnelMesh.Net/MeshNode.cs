@@ -26,7 +26,7 @@ namespace TunnelMesh.Net;
 /// var rtt = await node.PingAsync(IPAddress.Parse("10.0.0.2"));
 /// </code>
 /// </example>
-public sealed class MeshNode : IAsyncDisposable
+public sealed partial class MeshNode : IAsyncDisposable
 {
     /// <summary>Name of the <see cref="Meter"/> the node publishes its metrics on.</summary>
     public const string MeterName = "TunnelMesh.Net";
@@ -56,6 +56,7 @@ public sealed class MeshNode : IAsyncDisposable
     private Task? _stunLoop;
     private NetworkChangeSignal? _networkChanges;
     private TaskCompletionSource _stunWake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _lastStunWake;
     private MeshNodePortMapping? _portMapping;
     private int _state; // 0 new, 1 running, 2 disposed
 
@@ -248,7 +249,7 @@ public sealed class MeshNode : IAsyncDisposable
 
                 controlPlane?.Attach(device);
                 device.HandshakeCompleted += OnHandshakeCompleted;
-                device.PathChanged += (_, _) => RaiseStatusChanged();
+                device.PathChanged += OnPathChanged;
                 transport.Start(device);
                 await StartDnsAsync(stack).ConfigureAwait(false);
                 _meter = CreateMeter();
@@ -704,94 +705,6 @@ public sealed class MeshNode : IAsyncDisposable
             _loggerFactory.CreateLogger<RelayTransport>());
     }
 
-    /// <summary>How often a node in control mode asks the coordinator's STUN servers for its reflexive endpoint.</summary>
-    internal static readonly TimeSpan StunInterval = TimeSpan.FromMinutes(2);
-
-    /// <summary>
-    /// Control mode: asks the STUN servers the coordinator advertises (MeshInfo.StunEndpoints) for the
-    /// reflexive endpoint of the WireGuard socket, now and every <see cref="StunInterval"/>, and
-    /// publishes it beside the local endpoints. Failures are logged and retried at the next round.
-    /// </summary>
-    private async Task RunStunAsync(MeshControlPlane control, ILogger logger, CancellationToken cancellationToken)
-    {
-        await Task.Yield();
-        string? published = null;
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            var wake = Volatile.Read(ref _stunWake).Task;
-            IReadOnlyList<string> servers = [];
-            try
-            {
-                servers = control.Self.Mesh.StunEndpoints ?? [];
-            }
-            catch (InvalidOperationException)
-            {
-                // not joined yet (started from saved state with the coordinator down): next round
-            }
-
-            foreach (string server in servers)
-            {
-                try
-                {
-                    var endpoint = await ResolveStunServerAsync(server, cancellationToken).ConfigureAwait(false);
-                    var reflexive = await Stun.QueryAsync(endpoint, TimeSpan.FromSeconds(1), 3, cancellationToken).ConfigureAwait(false);
-                    string text = reflexive.ToString();
-                    if (text != published)
-                    {
-                        published = text;
-                        control.SetExtraEndpoints([text], CandidateKind.Reflexive);
-                        MeshNodeLog.ReflexiveEndpoint(logger, text, server);
-                        _device?.OnNetworkChanged(); // our candidates changed: relayed peers get a call-me-maybe
-                    }
-
-                    break;
-                }
-                catch (Exception ex) when (ex is TimeoutException or SocketException or FormatException or ArgumentException or MeshConfigurationException)
-                {
-                    MeshNodeLog.StunFailed(logger, server, ex.Message);
-                }
-            }
-
-            try
-            {
-                // Every StunInterval, or at once after a network change (OnNetworkChanged), also one during the round.
-                using var round = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                await Task.WhenAny(Task.Delay(StunInterval, _time, round.Token), wake).ConfigureAwait(false);
-                await round.CancelAsync().ConfigureAwait(false);
-                cancellationToken.ThrowIfCancellationRequested();
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
-
-    /// <summary>
-    /// The network changed (an address came or went): STUN runs again at once, the endpoints are
-    /// reported again, and every peer's path choice probes at once (calling its peer while relayed);
-    /// a direct path whose source address moved is followed by the peer (WireGuard roaming).
-    /// </summary>
-    private void OnNetworkChanged(bool addressLost)
-    {
-        if (Volatile.Read(ref _state) != 1)
-        {
-            return;
-        }
-
-        MeshNodeLog.NetworkChanged(_loggerFactory.CreateLogger<MeshNode>());
-        Interlocked.Exchange(ref _stunWake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-        _control?.OnNetworkChanged(addressLost);
-        _device?.OnNetworkChanged(addressLost);
-    }
-
-    private static async Task<IPEndPoint> ResolveStunServerAsync(string hostPort, CancellationToken cancellationToken)
-    {
-        var parsed = WgQuickConfig.ParseEndpoint(hostPort) ?? throw new FormatException($"'{hostPort}' is not host:port");
-        var endpoint = await MeshNodeConfigValidator.ResolveAsync(parsed, "MeshInfo.StunEndpoints", cancellationToken).ConfigureAwait(false);
-        return endpoint.ToIPEndPoint();
-    }
-
     private async Task StartDnsAsync(NetStack stack)
     {
         if (!_options.EnableDns)
@@ -861,6 +774,9 @@ internal static partial class MeshNodeLog
 
     [LoggerMessage(20, LogLevel.Information, "The network changed: running STUN, reporting endpoints and probing peers again")]
     public static partial void NetworkChanged(ILogger logger);
+
+    [LoggerMessage(21, LogLevel.Information, "The node's public address moved ({Endpoint}): reconnecting to the coordinator and its relay, and calling peers through the relay")]
+    public static partial void PublicAddressMoved(ILogger logger, string endpoint);
 
     [LoggerMessage(2, LogLevel.Warning, "A StatusChanged handler threw")]
     public static partial void StatusHandlerFailed(ILogger logger, Exception exception);

@@ -50,6 +50,6 @@ internal static partial class ControlLog
     [LoggerMessage(4015, LogLevel.Warning, "Writing the state directory failed: {Reason}")]
     public static partial void StateWriteFailed(ILogger logger, string reason);
 
-    [LoggerMessage(4016, LogLevel.Information, "An address of this host went away: reconnecting to the coordinator at once, on new connections")]
+    [LoggerMessage(4016, LogLevel.Information, "An address of this host went away or its public address moved: reconnecting to the coordinator at once, on new connections")]
     public static partial void AddressLost(ILogger logger);
 }

@@ -503,6 +503,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
 
     private async Task ReportEndpointsAsync(CancellationToken cancellationToken)
     {
+        int failures = 0;
         while (true)
         {
             var endpoints = CurrentEndpoints();
@@ -513,15 +514,20 @@ internal sealed class MeshControlPlane : IAsyncDisposable
                 {
                     await _client.UpdateEndpointsAsync(_token!, endpoints, cancellationToken).ConfigureAwait(false);
                     _reportedEndpoints = endpoints;
+                    failures = 0;
                     ControlLog.EndpointsReported(_logger, string.Join(", ", endpoints));
                 }
                 catch (Exception ex) when (ex is HttpRequestException or MeshControlException or ObjectDisposedException || (ex is TaskCanceledException && !cancellationToken.IsCancellationRequested))
                 {
                     ControlLog.EndpointReportFailed(_logger, ex.Message);
+                    failures++;
                 }
             }
 
-            await _endpointSignal.WaitAsync(EndpointCheckInterval, cancellationToken).ConfigureAwait(false);
+            // After a failure (a dead pooled connection, the coordinator restarting) try again soon,
+            // 1 s doubling, rather than at the next 30 s check: peers probe what is published.
+            var wait = failures == 0 ? EndpointCheckInterval : TimeSpan.FromSeconds(Math.Min(EndpointCheckInterval.TotalSeconds, Math.Pow(2, Math.Min(failures - 1, 5))));
+            await _endpointSignal.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -157,6 +157,20 @@ internal sealed class RelayTransport : IDatagramTransport
         }
     }
 
+    /// <summary>
+    /// Drops the current connection and reconnects at once: the node learned that its public address
+    /// changed (a NAT in front of it was renumbered), so the connection's NAT state is gone and the
+    /// keepalive timeout would be the first to notice.
+    /// </summary>
+    internal void Reconnect()
+    {
+        if (Volatile.Read(ref _current) is { } socket)
+        {
+            RelayTransportLog.PublicAddressMoved(_logger, _url);
+            socket.Abort();
+        }
+    }
+
     private static HashSet<IPAddress> LocalAddresses()
     {
         var addresses = new HashSet<IPAddress>();
@@ -437,4 +451,7 @@ internal static partial class RelayTransportLog
 
     [LoggerMessage(304, LogLevel.Information, "An address of this host went away; reconnecting to the relay {Url}")]
     public static partial void AddressLost(ILogger logger, Uri url);
+
+    [LoggerMessage(305, LogLevel.Information, "The node's public address moved; reconnecting to the relay {Url}")]
+    public static partial void PublicAddressMoved(ILogger logger, Uri url);
 }

@@ -138,6 +138,8 @@ public sealed class NatRouter : IAsyncDisposable
     /// <summary>The ISP renumbers the router: its WAN address is replaced by <paramref name="wan"/> (masquerade forgets the old mappings).</summary>
     public async Task RenumberWanAsync(IPAddress wan)
     {
+        // The new address joins the same /24 as a secondary one; promoted when the primary goes, not deleted with it.
+        await Namespace.ExecCheckAsync("sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/wan0/promote_secondaries");
         await Namespace.ExecCheckAsync("ip", "addr", "add", $"{wan}/24", "dev", "wan0");
         await Namespace.ExecCheckAsync("ip", "addr", "del", $"{WanAddress}/24", "dev", "wan0");
         WanAddress = wan;

@@ -144,6 +144,35 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         });
     }
 
+    [ExternalFact("ip", "nft", "conntrack")]
+    public async Task When_the_ISP_renumbers_a_router_mid_transfer_no_byte_is_lost_and_the_pair_goes_direct_again()
+    {
+        // The host keeps its address: nothing on it changes, so the node cannot learn of the move from
+        // its interfaces. Its NAT mapping is gone; the path falls back, STUN shows the new public
+        // address, the peer is told, and both go direct on the new mapping.
+        await using var lab = await NatLab.StartAsync();
+        var (a, b, transfer) = await TwoSitesAsync(lab, NatKind.Easy, NatKind.Easy);
+        using var _ = transfer;
+        await WithLogsAsync(lab, async () =>
+        {
+            output.WriteLine(await a.PingAsync(b));
+            await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
+            var running = RunTransferAsync(transfer, a, b, Transfer64);
+            await UntilReceivedAsync(transfer, Transfer64 / 4, running);
+
+            var router = a.Host.Router;
+            var moved = IPAddress.Parse("203.0.113.41");
+            await router.RenumberWanAsync(moved);
+            output.WriteLine($"router A renumbered to {moved} at {transfer.Received >> 20} MiB");
+
+            var result = await running;
+            result.AssertIntact();
+            var (_, ba) = await BothAsync(a, b, p => p.IsDirect && (p.Name != "alpha" || p.EndpointAddress?.Equals(moved) == true),
+                "direct again, beta to alpha's new public address", TimeSpan.FromSeconds(30));
+            output.WriteLine($"after: {ba}");
+        });
+    }
+
     /// <summary>Two routers of the given kinds, a host behind each; beta (receiver, <c>--forward</c>) and alpha (sender, <c>--socks5</c>).</summary>
     internal static async Task<(LabNode A, LabNode B, LabTransfer Transfer)> TwoSitesAsync(NatLab lab, NatKind kindA, NatKind kindB)
     {
