@@ -104,10 +104,7 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         using var _ = transfer;
         await WithLogsAsync(lab, async () =>
         {
-            output.WriteLine(await a.PingAsync(b));
-            await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
-            var running = RunTransferAsync(transfer, a, b, Transfer64);
-            await UntilReceivedAsync(transfer, Transfer64 / 4, running);
+            var running = await TransferOnDirectPathAsync(transfer, a, b, Transfer64);
 
             // Every mapping and filter state on both routers goes at once: what was established is now unsolicited.
             int before = await a.Host.Router.ConntrackCountAsync();
@@ -130,10 +127,7 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         using var _ = transfer;
         await WithLogsAsync(lab, async () =>
         {
-            output.WriteLine(await a.PingAsync(b));
-            await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
-            var running = RunTransferAsync(transfer, a, b, Transfer256);
-            await UntilReceivedAsync(transfer, Transfer256 / 4, running);
+            var running = await TransferOnDirectPathAsync(transfer, a, b, Transfer256);
 
             var old = a.Host.Address;
             await a.Host.RenumberAsync();
@@ -155,10 +149,7 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
         using var _ = transfer;
         await WithLogsAsync(lab, async () =>
         {
-            output.WriteLine(await a.PingAsync(b));
-            await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
-            var running = RunTransferAsync(transfer, a, b, Transfer64);
-            await UntilReceivedAsync(transfer, Transfer64 / 4, running);
+            var running = await TransferOnDirectPathAsync(transfer, a, b, Transfer64);
 
             var router = a.Host.Router;
             var moved = IPAddress.Parse("203.0.113.41");
@@ -171,6 +162,16 @@ public sealed class NatTraversalTests(ITestOutputHelper output)
                 "direct again, beta to alpha's new public address", TimeSpan.FromSeconds(30));
             output.WriteLine($"after: {ba}");
         });
+    }
+
+    /// <summary>One ping (it starts the session), a direct path both ways, then a transfer of <paramref name="bytes"/> running with a quarter received.</summary>
+    private async Task<Task<LabTransfer.Result>> TransferOnDirectPathAsync(LabTransfer transfer, LabNode a, LabNode b, long bytes)
+    {
+        output.WriteLine(await a.PingAsync(b));
+        await BothAsync(a, b, p => p.IsDirect, "a direct path both ways", TimeSpan.FromSeconds(30));
+        var running = RunTransferAsync(transfer, a, b, bytes);
+        await UntilReceivedAsync(transfer, bytes / 4, running);
+        return running;
     }
 
     /// <summary>Two routers of the given kinds, a host behind each; beta (receiver, <c>--forward</c>) and alpha (sender, <c>--socks5</c>).</summary>

@@ -195,25 +195,7 @@ public sealed class NetCheckNamespaceTests
         // miniupnpd refuses to map while its WAN address is reserved, as every TEST-NET range is, unless STUN
         // shows the WAN unfiltered: it asks the coordinator's STUN responder (see MiniupnpdPortMappingTests).
         string config = Path.Combine(dir, "miniupnpd.conf");
-        await File.WriteAllTextAsync(config, $"""
-            ext_ifname=wan0
-            listening_ip=lan0
-            ext_perform_stun=yes
-            ext_stun_host=203.0.113.10
-            ext_stun_port=3478
-            enable_natpmp=yes
-            enable_upnp=no
-            ipv6_disable=yes
-            secure_mode=yes
-            lease_file={Path.Combine(dir, "leases")}
-            upnp_table_name=tmnc
-            upnp_nat_table_name=tmnc
-            upnp_forward_chain=miniupnpd
-            upnp_nat_chain=prerouting_miniupnpd
-            upnp_nat_postrouting_chain=postrouting_miniupnpd
-            allow 1024-65535 198.51.100.0/24 1024-65535
-            deny 0-65535 0.0.0.0/0 0-65535
-            """);
+        await MiniupnpdConfig.WriteAsync(config, "203.0.113.10", "tmnc");
         var output = new StringBuilder();
         var process = ProcessRunner.Start("ip", ["netns", "exec", router.Name, "miniupnpd", "-d", "-f", config, "-P", Path.Combine(dir, "miniupnpd.pid")], output);
         processes.Add((process, output));

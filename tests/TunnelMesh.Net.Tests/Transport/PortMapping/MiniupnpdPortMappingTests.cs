@@ -181,27 +181,7 @@ public sealed class MiniupnpdPortMappingTests
             _stun = AnswerStunAsync(_stunSocket, _stop.Token);
 
             string config = Path.Combine(_dir, "miniupnpd.conf");
-            await File.WriteAllTextAsync(config, $"""
-                ext_ifname=wan0
-                listening_ip=lan0
-                ext_perform_stun=yes
-                ext_stun_host=203.0.113.2
-                ext_stun_port=3478
-                enable_natpmp={(natPmp ? "yes" : "no")}
-                enable_upnp={(upnp ? "yes" : "no")}
-                http_port=0
-                uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07a
-                ipv6_disable=yes
-                secure_mode=yes
-                lease_file={Path.Combine(_dir, "leases")}
-                upnp_table_name=tmpm
-                upnp_nat_table_name=tmpm
-                upnp_forward_chain=miniupnpd
-                upnp_nat_chain=prerouting_miniupnpd
-                upnp_nat_postrouting_chain=postrouting_miniupnpd
-                allow 1024-65535 198.51.100.0/24 1024-65535
-                deny 0-65535 0.0.0.0/0 0-65535
-                """);
+            await MiniupnpdConfig.WriteAsync(config, "203.0.113.2", "tmpm", natPmp, upnp);
             _daemon = ProcessRunner.Start("ip", ["netns", "exec", Router.Name, "miniupnpd", "-d", "-f", config, "-P", Path.Combine(_dir, "pid")], _log);
             string ready = upnp ? "HTTP listening on port" : "Listening for NAT-PMP/PCP traffic";
             await Until(() => Text(_log).Contains(ready, StringComparison.Ordinal), "miniupnpd listens", _log);
