@@ -142,7 +142,7 @@ internal static class FanoutBench
             await QuietAsync(totals, coordinator, ct);
 
             // ---- change 1: one more node joins ----
-            string newcomerKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+            string newcomerKey = RandomNodeKeys.Next();
             var joinWatch = new Watch(newcomerKey, null, count);
             totals.Watch = joinWatch;
             CoordinatorStats before = await coordinator.StatsAsync(collect: false, ct);
@@ -211,7 +211,7 @@ internal static class FanoutBench
 
     private static async Task<(SimNode Node, long Bytes)> JoinAsync(HttpClient http, string authKey, string hostname, int index, SimTotals totals, CancellationToken ct, string? nodeKey = null)
     {
-        string key = nodeKey ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        string key = nodeKey ?? RandomNodeKeys.Next();
         for (int attempt = 0; ; attempt++)
         {
             using HttpResponseMessage r = await http.PostAsJsonAsync("api/v1/join", new JoinRequest(authKey, key, hostname, ["127.0.0.1:41641"]), Json.Api, ct);
@@ -362,4 +362,15 @@ internal sealed class FanoutResult
     public double LoadAverageAfter { get; set; }
 
     public IReadOnlyList<string> Notes { get; set; } = [];
+}
+
+/// <summary>Random node keys for simulated nodes: 32 random bytes with the top bit clear, canonical (the coordinator refuses non-canonical and small-order keys; a random value below 2^255 is neither, but for a chance of 2^-250).</summary>
+internal static class RandomNodeKeys
+{
+    public static string Next()
+    {
+        byte[] key = RandomNumberGenerator.GetBytes(32);
+        key[31] &= 0x7f;
+        return Convert.ToBase64String(key);
+    }
 }

@@ -68,6 +68,11 @@ internal sealed class CoordinatorApi
             return Refuse(client, Problems.BadRequest("nodeKey: not a WireGuard public key (44 base64 characters encoding 32 bytes)."), "bad node key");
         }
 
+        if (UnusableNodeKey(request.NodeKey) is { } keyProblem)
+        {
+            return Refuse(client, Problems.BadRequest($"nodeKey: {keyProblem}; no peer could use it."), "unusable node key");
+        }
+
         if (string.IsNullOrWhiteSpace(request.Hostname) || request.Hostname.Length > MaxHostnameLength)
         {
             return Refuse(client, Problems.BadRequest($"hostname: required, at most {MaxHostnameLength} characters."), "bad hostname");
@@ -408,6 +413,15 @@ internal sealed class CoordinatorApi
     {
         Span<byte> bytes = stackalloc byte[33];
         return key is { Length: 44 } && Convert.TryFromBase64String(key, bytes, out int n) && n == 32;
+    }
+
+    /// <summary>Why a well-formed node key cannot be used (small order, non-canonical), or null.</summary>
+    internal static string? UnusableNodeKey(string key)
+    {
+        Span<byte> bytes = stackalloc byte[33];
+        return Convert.TryFromBase64String(key, bytes, out int n) && n == 32
+            ? TunnelMesh.Net.WireGuard.Crypto.PublicKeyCheck.Problem(bytes[..32])
+            : "not 32 bytes";
     }
 
     /// <summary>Parses "ip:port" endpoints (port 1-65535, at most <see cref="MaxEndpoints"/>) into their canonical text.</summary>

@@ -8,6 +8,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using TunnelMesh.Net.Dns;
 using TunnelMesh.Net.WireGuard;
+using TunnelMesh.Net.WireGuard.Crypto;
 
 namespace TunnelMesh.Net.Control;
 
@@ -54,6 +55,8 @@ internal sealed class MeshControlPlane : IAsyncDisposable
     private PeerMapMessage? _pendingMap;
     private WireGuardDevice? _device;
     private CancellationTokenSource? _connection;
+    private readonly HashSet<string> _unusableLogged = new(StringComparer.Ordinal);
+    private long _unusablePeers;
     private int _reconnectNow;
     private IReadOnlyList<string>? _reportedEndpoints;
     private Task? _loop;
@@ -115,6 +118,23 @@ internal sealed class MeshControlPlane : IAsyncDisposable
 
     /// <summary>This node's candidates with their kinds, as published (<see cref="NodeCandidates.Current"/>).</summary>
     internal IReadOnlyList<PathCandidate> CurrentCandidates() => _candidates.Current();
+
+    /// <summary>Peers of the map left out because no node could use them (a small-order or non-canonical key); each is logged once.</summary>
+    internal long UnusablePeersSkipped => Interlocked.Read(ref _unusablePeers);
+
+    private void SkipUnusable(string publicKey, string reason)
+    {
+        Interlocked.Increment(ref _unusablePeers);
+        lock (_unusableLogged)
+        {
+            if (_unusableLogged.Count >= 1024 || !_unusableLogged.Add(publicKey))
+            {
+                return; // logged already (or the set is full: a flood of bad keys does not grow it)
+            }
+        }
+
+        ControlLog.PeerSkipped(_logger, publicKey, reason);
+    }
 
     /// <summary>
     /// The network changed: the endpoints are checked and reported again at once. When one of the
@@ -608,6 +628,13 @@ internal sealed class MeshControlPlane : IAsyncDisposable
                     continue;
                 }
 
+                if (PublicKeyCheck.Problem(key.Bytes) is { } problem)
+                {
+                    // One unusable peer must not stop the map: it is skipped (logged once) and the rest applies.
+                    SkipUnusable(info.PublicKey, problem);
+                    continue;
+                }
+
                 next[key] = info;
             }
 
@@ -628,6 +655,7 @@ internal sealed class MeshControlPlane : IAsyncDisposable
                 }
             }
 
+            List<NodePublicKey>? unusable = null;
             foreach (var (key, info) in next)
             {
                 var old = current.GetValueOrDefault(key);
@@ -641,7 +669,21 @@ internal sealed class MeshControlPlane : IAsyncDisposable
                     continue;
                 }
 
-                if (device.ConfigurePeer(ToPeerConfig(key, info)))
+                bool isNew;
+                try
+                {
+                    isNew = device.ConfigurePeer(ToPeerConfig(key, info));
+                }
+                catch (ArgumentException ex)
+                {
+                    // Anything else the device refuses: that peer is left out, the rest applies.
+                    SkipUnusable(info.PublicKey, ex.Message);
+                    unusable ??= [];
+                    unusable.Add(key);
+                    continue;
+                }
+
+                if (isNew)
                 {
                     added++;
                 }
@@ -649,6 +691,11 @@ internal sealed class MeshControlPlane : IAsyncDisposable
                 {
                     changed++;
                 }
+            }
+
+            foreach (var key in unusable ?? [])
+            {
+                next.Remove(key);
             }
 
             Volatile.Write(ref _peers, next);

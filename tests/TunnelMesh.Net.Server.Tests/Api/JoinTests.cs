@@ -116,6 +116,14 @@ public sealed class JoinTests
     [InlineData("short", "laptop", null, "nodeKey")]
     [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "laptop", null, "nodeKey")] // 43 characters
     [InlineData("!!AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "laptop", null, "nodeKey")]
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "laptop", null, "nodeKey: a small-order")] // 0
+    [InlineData("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "laptop", null, "nodeKey: a small-order")] // 1
+    [InlineData("4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA=", "laptop", null, "nodeKey: a small-order")] // order 8
+    [InlineData("X5yVvKNQjCSx0LFVnIPvWwREXMRYHI6G2CJO3dCfEVc=", "laptop", null, "nodeKey: a small-order")] // order 8
+    [InlineData("7P///////////////////////////////////////38=", "laptop", null, "nodeKey: a small-order")] // p - 1
+    [InlineData("7f///////////////////////////////////////38=", "laptop", null, "nodeKey: a non-canonical")] // p (0 again)
+    [InlineData("7v///////////////////////////////////////38=", "laptop", null, "nodeKey: a non-canonical")] // p + 1 (1 again)
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIA=", "laptop", null, "nodeKey: a non-canonical")] // 0 with the top bit set
     [InlineData(null, "   ", null, "hostname")]
     [InlineData(null, "laptop", "192.0.2.1", "endpoints[0]")]
     [InlineData(null, "laptop", "example.com:80", "endpoints[0]")]

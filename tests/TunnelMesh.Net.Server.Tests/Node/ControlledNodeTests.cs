@@ -90,6 +90,32 @@ public sealed class ControlledNodeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_map_holding_a_peer_with_a_small_order_key_still_applies_the_rest()
+    {
+        var server = await StartServerAsync();
+        var a = await StartNodeAsync(server, "a");
+        await WaitUntilAsync(() => a.GetStatus().ControlConnected, "a's map stream connects");
+
+        // A coordinator that let an all-zero key in (before the join check): every node threw on it
+        // while applying the map, and stopped taking updates.
+        string zero = Convert.ToBase64String(new byte[32]);
+        var evil = new Control.MeshNodeInfo(99, "evil", "evil.tunnelmesh", zero, ["100.64.0.99"], [], [], false, true, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow, false);
+        await server.UpsertRawAsync(evil);
+        await server.UpsertRawAsync(evil); // again: skipped again, logged once
+
+        var b = await StartNodeAsync(server, "b");
+        await WaitForPeerAsync(a, "b");
+        await using (var listener = await b.ListenAsync(7003))
+        {
+            await AssertEchoAsync(a, listener, "b", 7003);
+        }
+
+        Assert.Null(a.GetStatus().FindPeer("evil"));
+        Assert.Equal(2, a.Control!.UnusablePeersSkipped);
+        Assert.Single(_logs.Lines, l => l.Contains(zero, StringComparison.Ordinal) && l.Contains("small-order", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task An_unknown_mesh_name_fails_with_host_not_found_naming_it()
     {
         var server = await StartServerAsync();

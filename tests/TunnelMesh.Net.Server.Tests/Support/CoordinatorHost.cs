@@ -124,7 +124,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
         }
     }
 
-    public static string NewNodeKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+    public static string NewNodeKey() => NodePrivateKey.Generate().PublicKey.ToString(); // a real key: small-order and non-canonical ones are refused at join
 
     public async Task<CreatedAuthKey> CreateKeyAsync(CreateAuthKeyRequest request)
     {

@@ -111,6 +111,10 @@ public sealed class FakeControlServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Pushes a delta that upserts <paramref name="info"/> as it is (no checks: a coordinator that let a bad key in).</summary>
+    public Task UpsertRawAsync(MeshNodeInfo info) =>
+        PushAsync(new PeerMapMessage(PeerMapMessageType.Delta, Interlocked.Increment(ref _version), Upserted: [info]));
+
     /// <summary>Sends a message to every open map stream.</summary>
     public Task PushAsync(PeerMapMessage message)
     {
