@@ -167,6 +167,8 @@ internal sealed partial class PortMapper : IAsyncDisposable
         while (!cancellationToken.IsCancellationRequested)
         {
             TimeSpan wait;
+            long from = 0; // when the wait began: taken before anything observable (Publish), so a clock
+                           // that moves while this loop gets to WaitAsync is counted against the wait
             try
             {
                 if (!_options.ShouldMap())
@@ -178,6 +180,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
                 var found = _options.FindGateway();
                 if (found is null)
                 {
+                    from = _options.Time.GetTimestamp();
                     Fail("no IPv4 default gateway");
                     wait = Backoff(ref retry);
                 }
@@ -195,6 +198,7 @@ internal sealed partial class PortMapper : IAsyncDisposable
                     _client.StateLost = false;
                     Interlocked.Increment(ref _attempts);
                     var lease = await _client.MapAsync((ushort)_options.InternalPort, _options.Lifetime, previous, cancellationToken).ConfigureAwait(false);
+                    from = _options.Time.GetTimestamp();
                     if (lease is null)
                     {
                         Fail($"the gateway {found} answered neither PCP, NAT-PMP nor UPnP IGD");
@@ -215,13 +219,15 @@ internal sealed partial class PortMapper : IAsyncDisposable
             }
             catch (Exception ex) when (ex is SocketException or PortMappingRefusedException)
             {
+                from = _options.Time.GetTimestamp();
                 Fail(ex.Message);
                 wait = Backoff(ref retry);
             }
 
             try
             {
-                await WaitAsync(wait, cancellationToken).ConfigureAwait(false);
+                var left = wait - _options.Time.GetElapsedTime(from);
+                await WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
