@@ -136,7 +136,7 @@ internal sealed class RelayTransport : IDatagramTransport
             throw new InvalidOperationException("The transport is already started.");
         }
 
-        _addresses = LocalAddresses();
+        _addresses = Control.NetworkChangeSignal.LocalAddresses();
         NetworkChange.NetworkAddressChanged += OnNetworkAddressChanged;
         _loop = Task.Run(() => RunAsync(_stop.Token));
     }
@@ -148,7 +148,7 @@ internal sealed class RelayTransport : IDatagramTransport
     /// </summary>
     private void OnNetworkAddressChanged(object? sender, EventArgs e)
     {
-        var now = LocalAddresses();
+        var now = Control.NetworkChangeSignal.LocalAddresses();
         var before = Interlocked.Exchange(ref _addresses, now);
         if (!before.IsSubsetOf(now) && Volatile.Read(ref _current) is { } socket)
         {
@@ -169,27 +169,6 @@ internal sealed class RelayTransport : IDatagramTransport
             RelayTransportLog.PublicAddressMoved(_logger, _url);
             socket.Abort();
         }
-    }
-
-    private static HashSet<IPAddress> LocalAddresses()
-    {
-        var addresses = new HashSet<IPAddress>();
-        try
-        {
-            foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
-            {
-                foreach (var unicast in nic.GetIPProperties().UnicastAddresses)
-                {
-                    addresses.Add(unicast.Address);
-                }
-            }
-        }
-        catch (NetworkInformationException)
-        {
-            // No answer this time: compare against an empty set (no reconnect) until the next change.
-        }
-
-        return addresses;
     }
 
     /// <inheritdoc/>
